@@ -1,0 +1,29 @@
+# Every target bootstraps .venv first; set-up is idempotent (a stamp file records it).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test lint demo clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, pinned: the local CPU build; anything looser pulls CUDA wheels.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check selfplay_gym tests examples benchmarks
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+demo: venv
+	$(BIN)/python examples/scripted_rzero.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,127 @@
+"""What a self-play method is: roles, phase order, prompts, parsers and reward functions.
+
+A mode holds no PettingZoo bookkeeping (the env does that) and no model code. It answers
+four questions about an Episode record: who acts next (``next_phase``), what they see
+(``observe``), what their text means (``parse`` + ``record``), and what each agent earned
+(``reward_functions``). Everything it derives goes into ``episode.fields``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from selfplay_gym.types import Episode, Messages, Turn
+
+RewardFn = Callable[[Episode, str], float]
+"""``reward(episode, agent) -> float``: pure, reads the finished episode only."""
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A parser's reading of one action. Parsers return this; they never raise."""
+
+    valid: bool
+    fields: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+def role_of(agent: str) -> str:
+    """``"solver_3" -> "solver"`` (PettingZoo's ``<name>_<number>`` convention)."""
+    return agent.rsplit("_", 1)[0]
+
+
+def prompt_hash(role: str, messages: Messages) -> str:
+    """A short stable id for a prompt; samples of the same prompt form one GRPO group."""
+    payload = json.dumps([role, [dict(m) for m in messages]], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha1(payload.encode()).hexdigest()[:12]
+
+
+class Mode(ABC):
+    """Base class of a self-play method. Subclasses set the class attributes below.
+
+    ``Config`` is a dataclass whose fields are the mode's options; the env builds it from the
+    keyword arguments it receives and hands it to the constructor.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 0
+    roles: ClassVar[tuple[str, ...]]
+    Config: ClassVar[type]
+
+    def __init__(self, config: Any = None):
+        self.config = config if config is not None else self.Config()
+
+    @classmethod
+    def from_options(cls, **options: Any) -> Mode:
+        """Build the mode from keyword options, with an error that lists the valid ones."""
+        names = {f.name for f in dataclasses.fields(cls.Config)}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise TypeError(
+                f"mode {cls.name!r} has no option(s) {unknown}; valid options are "
+                f"{sorted(names)} (plus the env's own: task, rewards, render_mode, "
+                f"max_action_chars)"
+            )
+        return cls(cls.Config(**options))
+
+    def default_task(self) -> Any:
+        """The task source used when the env is given none: the embedded arithmetic domain."""
+        from selfplay_gym.envs.tasks import ArithmeticTask
+
+        return ArithmeticTask()
+
+    # --- who plays -------------------------------------------------------------------------
+    @abstractmethod
+    def agents(self) -> tuple[str, ...]:
+        """Every agent that can act in an episode, in turn order."""
+
+    @abstractmethod
+    def next_phase(self, episode: Episode) -> tuple[str, ...]:
+        """Agents that act next; their observations must not depend on each other's actions,
+        so a vector env can batch them into one call. An empty tuple ends the episode."""
+
+    # --- what they see and say ---------------------------------------------------------------
+    @abstractmethod
+    def observe(self, agent: str, episode: Episode) -> Messages:
+        """The chat the agent sees now; an empty tuple before it has anything to see."""
+
+    @abstractmethod
+    def parse(self, role: str, text: str) -> Parsed:
+        """Read one action. Never raises: malformed text is ``Parsed(valid=False, error=...)``."""
+
+    @abstractmethod
+    def record(self, turn: Turn, episode: Episode) -> None:
+        """Fold a parsed turn into ``episode.fields``."""
+
+    def end_phase(self, agents: Sequence[str], episode: Episode) -> None:  # noqa: B027
+        """Derive fields once a whole phase has acted (majority votes, entropies, ...)."""
+
+    # --- what they earn ----------------------------------------------------------------------
+    @abstractmethod
+    def reward_functions(self) -> dict[str, RewardFn]:
+        """One reward function per role; the env may override any of them per call."""
+
+    def batch_rewards(self, episodes: Sequence[Episode]) -> list[dict[str, dict[str, float]]]:
+        """Reward terms that need the whole batch, as ``[{agent: {term: value}}]`` per episode.
+
+        Applied by the vector env after the episodes end; a single env never sees them.
+        """
+        return [{} for _ in episodes]
+
+    def group_id(self, agent: str, episode: Episode, messages: Messages) -> str:
+        """Which samples form one advantage group: by default, the same role and prompt."""
+        return f"{role_of(agent)}:{prompt_hash(role_of(agent), messages)}"
+
+    def keep_for_training(self, agent: str, episode: Episode) -> bool:
+        """The mode's sample filter (R-Zero's consistency band, say). The trainer calls it."""
+        return True
+
+    def info(self, agent: str, episode: Episode) -> dict[str, Any]:
+        """The structured fields published in ``infos[agent]``; by default all of them."""
+        return dict(episode.fields)

@@ -1,0 +1,17 @@
+"""Where an episode's questions come from: an embedded arithmetic domain and local corpora."""
+
+from __future__ import annotations
+
+from selfplay_gym.envs.tasks.arithmetic import ArithmeticTask, Problem, is_arithmetic, solve
+from selfplay_gym.envs.tasks.base import TaskItem, TaskSource
+from selfplay_gym.envs.tasks.corpus import CorpusSource
+
+__all__ = [
+    "ArithmeticTask",
+    "CorpusSource",
+    "Problem",
+    "TaskItem",
+    "TaskSource",
+    "is_arithmetic",
+    "solve",
+]
