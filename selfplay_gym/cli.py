@@ -1,8 +1,9 @@
-"""The ``selfplay-gym`` command."""
+"""The ``selfplay-gym`` command: ``modes``, ``train``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
@@ -18,15 +19,41 @@ def list_modes() -> None:
         print(f"{name:10s} roles={','.join(cls.roles)}  {doc.splitlines()[0] if doc else ''}")
 
 
+def train(argv: Sequence[str]) -> int:
+    """``selfplay-gym train [--config run.yaml] [--resume] [flags]``: flags override the file."""
+    import tyro
+
+    from selfplay_gym.build import build_trainer
+    from selfplay_gym.config import RunConfig, load_config
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=None)
+    pre.add_argument("--resume", action="store_true")
+    known, rest = pre.parse_known_args(list(argv))
+    default = load_config(known.config) if known.config else RunConfig()
+    cfg = tyro.cli(RunConfig, args=rest, default=default, prog="selfplay-gym train",
+                   description="Train self-play roles (also: --config FILE, --resume).")
+    trainer = build_trainer(cfg)
+    if known.resume:
+        print(f"resuming at iteration {trainer.resume()}")
+    history = trainer.train()
+    if history:
+        last = {k: v for k, v in history[-1].items() if k.startswith(("reward/", "time/iteration"))}
+        print(json.dumps(last, indent=1))
+    print(f"metrics, episode log and checkpoints in {cfg.train.output_dir}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="selfplay-gym", description=__doc__)
     parser.add_argument("--version", action="version", version=f"selfplay-gym {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("modes", help="list the registered self-play modes")
-    args = parser.parse_args(argv)
+    parser.add_argument("command", choices=["modes", "train"])
+    args, rest = parser.parse_known_args(argv[:1])
     if args.command == "modes":
         list_modes()
-    return 0
+        return 0
+    return train(argv[1:])
 
 
 if __name__ == "__main__":

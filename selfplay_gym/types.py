@@ -91,7 +91,9 @@ class Completion:
 
     ``text`` is what the environment sees. The token-level fields are what a trainer needs and
     stay empty for scripted policies: ``logprobs[i]`` is the sampling policy's log-probability
-    of ``completion_ids[i]``.
+    of ``completion_ids[i]``. ``finish_reason`` is "stop" (end of turn), "length" (cut at
+    max_new_tokens) or "scripted"; ``prompt_truncated`` counts prompt tokens cut to fit the
+    context (0 normally).
     """
 
     text: str
@@ -99,6 +101,7 @@ class Completion:
     completion_ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     finish_reason: str = "stop"
+    prompt_truncated: int = 0
 
 
 @runtime_checkable
@@ -110,3 +113,22 @@ class Policy(Protocol):
     """
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]: ...
+
+
+@dataclass
+class Sample:
+    """One trainable completion: who wrote it, in which group, what it earned.
+
+    ``old_logprobs`` are the sampling policy's per-token log-probs (the PPO ratio's
+    denominator); ``group_id`` says which samples share a baseline.
+    """
+
+    role: str
+    agent: str
+    episode_id: str
+    group_id: str
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    old_logprobs: list[float]
+    reward: float
+    finish_reason: str = "stop"

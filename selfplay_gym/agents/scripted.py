@@ -53,6 +53,11 @@ class DatasetQuestioner:
         self.rng = np.random.default_rng(seed)
         self._order: list[int] = []
 
+    def reseed(self, seed: int) -> None:
+        """Restart the order from ``seed`` (the trainer calls this every iteration)."""
+        self.rng = np.random.default_rng(seed)
+        self._order = []
+
     def _next(self) -> tuple[str, str]:
         if not self._order:
             self._order = self.rng.permutation(len(self.problems)).tolist()
@@ -80,6 +85,9 @@ class RandomTextAgent:
         self.max_int = max_int
         self._chars = np.array(list(SAMPLE_CHARSET))
 
+    def reseed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         out = []
         for _ in requests:
@@ -103,6 +111,9 @@ class NoisySolver:
             raise ValueError(f"accuracy must be in [0, 1], got {accuracy}")
         self.reference = reference
         self.accuracy = accuracy
+        self.rng = np.random.default_rng(seed)
+
+    def reseed(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
@@ -157,3 +168,19 @@ class ReferenceJudge:
             _boxed(self.reference(str(r.info.get("question") or "")), "No reference answer.")
             for r in requests
         ]
+
+
+def scripted_policy(name: str, task: Any = None) -> Any:
+    """A scripted agent by name, for configs and the CLI: majority, reference or random.
+
+    ``reference`` needs a task with ``answer(question)`` (ArithmeticTask has one).
+    """
+    if name == "majority":
+        return MajorityJudge()
+    if name == "random":
+        return RandomTextAgent()
+    if name == "reference":
+        if not callable(getattr(task, "answer", None)):
+            raise ValueError(f"a reference judge needs a task with answer(question); {task!r} has none")
+        return ReferenceJudge(task.answer)
+    raise ValueError(f"unknown scripted agent {name!r}; choose majority, reference or random")

@@ -53,6 +53,10 @@ class Mode(ABC):
     version: ClassVar[int] = 0
     roles: ClassVar[tuple[str, ...]]
     Config: ClassVar[type]
+    scripted_roles: ClassVar[dict[str, str]] = {}
+    """Roles the published method plays by rule, not by the LLM: role -> scripted agent name."""
+    single_policy: ClassVar[bool] = False
+    """True when one policy (one adapter) plays every LLM role, as in AERO and ALIVE."""
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()

@@ -129,6 +129,7 @@ class RZeroMode(Mode):
     version = 0
     roles = ("questioner", "solver", "judge")
     Config = RZeroConfig
+    scripted_roles = {"judge": "majority"}
 
     def solvers(self) -> tuple[str, ...]:
         return tuple(f"solver_{i}" for i in range(self.config.num_solvers))

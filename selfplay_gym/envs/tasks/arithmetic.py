@@ -115,6 +115,10 @@ class ArithmeticTask:
         rng = np.random.default_rng(seed)
         return [self.problem(rng, level) for _ in range(n)]
 
+    def answer(self, question: str) -> str | None:
+        """Ground truth for any question of this domain (for reference judges and evaluation)."""
+        return solve(question)
+
     def held_out(self, n: int = 200, seed: int = 1234) -> list[Problem]:
         """A fixed evaluation set, identical across calls and processes."""
         return self.problems(n, seed)

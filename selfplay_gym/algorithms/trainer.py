@@ -1,0 +1,233 @@
+"""SelfPlayTrainer: collect -> filter -> advantages -> update each trained adapter -> log -> checkpoint.
+
+Reads top to bottom like CleanRL's ppo.py: ``train()`` is the loop, and each step of its body
+is a short function below it. The trainer knows no mode (it calls the generic Mode API of the
+vector env) and no backend (it calls the ``Learner`` protocol).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from selfplay_gym.agents.policy import LLMPolicy
+from selfplay_gym.algorithms.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from selfplay_gym.algorithms.losses import AlgorithmConfig
+from selfplay_gym.algorithms.run_log import RunLog
+from selfplay_gym.algorithms.samples import collect_samples, compute_advantages, drop_zero_variance
+from selfplay_gym.algorithms.schedules import Schedule
+from selfplay_gym.algorithms.update import Learner, UpdateConfig, update_adapter
+from selfplay_gym.envs.vector import Rollout, SelfPlayVectorEnv
+from selfplay_gym.types import Policy, Sample
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = 20
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.0
+    update: UpdateConfig = field(default_factory=UpdateConfig)
+    seed: int = 0
+    output_dir: str = "runs/selfplay"
+    save_every: int = 1
+    """Checkpoint every k iterations (and after the last); 0 turns checkpoints off."""
+    keep_checkpoints: int = 2
+    log_episodes: int = 4
+    """Episodes per iteration written to the readable episodes.log."""
+    eval_every: int = 0
+    """Call the evaluate hook every k iterations (and before the first); 0 = never."""
+    progress: bool = True
+
+
+class SelfPlayTrainer:
+    """Trains the adapters of the roles a schedule names, against a vector env of any mode."""
+
+    def __init__(
+        self,
+        venv: SelfPlayVectorEnv,
+        policies: Mapping[str, Policy],
+        learner: Learner,
+        algorithm: AlgorithmConfig,
+        schedule: Schedule,
+        config: TrainConfig | None = None,
+        evaluate: Callable[[], dict[str, float]] | None = None,
+    ):
+        self.venv, self.policies, self.learner = venv, dict(policies), learner
+        self.algorithm, self.schedule = algorithm, schedule
+        self.config = config or TrainConfig()
+        self.evaluate = evaluate
+        self.output_dir = Path(self.config.output_dir)
+        self.trainable = _trainable_roles(self.policies)  # role -> (adapter, temperature)
+        self.optimizers = {
+            adapter: torch.optim.AdamW(
+                list(learner.adapter_parameters(adapter).values()),
+                lr=self.config.learning_rate, weight_decay=self.config.weight_decay,
+            )
+            for adapter in sorted({adapter for adapter, _ in self.trainable.values()})
+        }
+        self.start_iteration = 0
+        self.history: list[dict] = []
+
+    def resume(self, path: str | Path | None = None) -> int:
+        """Continue from ``path`` or the latest checkpoint in output_dir; returns the next iteration."""
+        checkpoint = Path(path) if path else latest_checkpoint(self.output_dir)
+        if checkpoint is None:
+            raise FileNotFoundError(f"no checkpoint under {self.output_dir / 'checkpoints'} to resume from")
+        state = load_checkpoint(checkpoint, self.learner, self.optimizers)
+        self.start_iteration = state["iteration"] + 1
+        return self.start_iteration
+
+    # --- the loop ------------------------------------------------------------------------------
+    def train(self) -> list[dict]:
+        cfg = self.config
+        log = RunLog(self.output_dir, resume_after=self.start_iteration - 1 if self.start_iteration else None)
+        bar = tqdm(range(self.start_iteration, cfg.iterations), disable=not cfg.progress,
+                   desc="self-play", initial=self.start_iteration, total=cfg.iterations)
+        if self.evaluate and cfg.eval_every and self.start_iteration == 0:
+            log.metrics({"iteration": -1, **self.evaluate()})
+        for iteration in bar:
+            roles = self._check_roles(self.schedule.roles(iteration))
+            seed = self._reseed(iteration)
+            timer = _Timer()
+
+            with timer("rollout"):
+                rollout = self.venv.rollout(self.policies, seed=seed)
+            samples = collect_samples(rollout, roles, self.venv.mode.keep_for_training)
+            kept = drop_zero_variance(samples) if self.algorithm.dynamic_sampling else samples
+            update_stats = self._update(kept, iteration, timer)
+
+            row = {"iteration": iteration, "train_roles": sorted(roles), **timer.seconds()}
+            row |= rollout_metrics(rollout) | sample_metrics(samples, kept, roles) | update_stats
+            row["tokens/per_s"] = row["tokens/generated"] / max(row["time/rollout_s"], 1e-9)
+            if self.evaluate and cfg.eval_every and (iteration + 1) % cfg.eval_every == 0:
+                row |= self.evaluate()
+            log.metrics(row)
+            log.episodes(iteration, rollout.episodes, cfg.log_episodes)
+            self.history.append(row)
+            bar.set_postfix({k.split("/")[1]: f"{v:+.2f}" for k, v in row.items() if k.endswith("/mean")})
+            last = iteration == cfg.iterations - 1
+            if cfg.save_every and ((iteration + 1) % cfg.save_every == 0 or last):
+                save_checkpoint(self.output_dir, iteration, self.learner, self.optimizers,
+                                {"config": _jsonable(asdict(cfg))}, cfg.keep_checkpoints)
+        log.close()
+        return self.history
+
+    # --- the steps -----------------------------------------------------------------------------
+    def _check_roles(self, roles: frozenset[str]) -> frozenset[str]:
+        untrainable = sorted(roles - set(self.trainable))
+        if untrainable:
+            raise ValueError(
+                f"the schedule trains {untrainable}, but only LLM roles with a LoRA adapter and "
+                f"temperature > 0 can train; trainable here: {sorted(self.trainable)}"
+            )
+        return roles
+
+    def _reseed(self, iteration: int) -> int:
+        """Seed everything from (seed, iteration) so a resumed run repeats the uninterrupted one."""
+        seed = self.config.seed * 1_000_003 + iteration * 10_007
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+        for policy in self.policies.values():
+            if hasattr(policy, "reseed"):
+                policy.reseed(seed)
+        return seed
+
+    def _update(self, samples: list[Sample], iteration: int, timer: _Timer) -> dict[str, float]:
+        stats: dict[str, float] = {}
+        by_adapter: dict[str, list[Sample]] = {}
+        for sample in samples:
+            by_adapter.setdefault(self.trainable[sample.role][0], []).append(sample)
+        generator = torch.Generator().manual_seed(self.config.seed * 7919 + iteration)
+        for adapter, chosen in sorted(by_adapter.items()):
+            temperature = self.trainable[chosen[0].role][1]
+            ref = None
+            with timer("reference"):
+                if self.algorithm.kl_coef > 0:
+                    ref = self.learner.reference_logprobs(
+                        [s.prompt_ids for s in chosen], [s.completion_ids for s in chosen],
+                        temperature=temperature,
+                    )
+            advantages = compute_advantages(chosen, self.algorithm, ref)
+            with timer("update"):
+                result = update_adapter(self.learner, adapter, chosen, advantages, ref,
+                                        self.optimizers[adapter], self.algorithm, self.config.update,
+                                        temperature, generator)
+            stats |= {f"update/{adapter}/{k}": v for k, v in result.items()}
+        return stats
+
+
+def _trainable_roles(policies: Mapping[str, Policy]) -> dict[str, tuple[str, float]]:
+    """role -> (adapter, sampling temperature) for LLM roles that can learn."""
+    out = {}
+    for role, policy in policies.items():
+        if isinstance(policy, LLMPolicy) and role in policy.roles:
+            spec = policy.roles[role]
+            if spec.adapter is not None and spec.sampling.temperature > 0:
+                out[role] = (spec.adapter, spec.sampling.temperature)
+    return out
+
+
+def rollout_metrics(rollout: Rollout) -> dict[str, float]:
+    """Reward mean/std per role, means of numeric episode fields, generation volume."""
+    rewards: dict[str, list[float]] = {}
+    for episode in rollout.episodes:
+        for agent, value in episode.rewards.items():
+            rewards.setdefault(agent.rsplit("_", 1)[0], []).append(value)
+    row = {}
+    for role, values in sorted(rewards.items()):
+        row[f"reward/{role}/mean"] = float(np.mean(values))
+        row[f"reward/{role}/std"] = float(np.std(values))
+    fields: dict[str, list[float]] = {}
+    for episode in rollout.episodes:
+        for key, value in episode.fields.items():
+            if isinstance(value, (int, float)):  # bools too: their mean is a rate
+                fields.setdefault(key, []).append(float(value))
+    row |= {f"fields/{k}": float(np.mean(v)) for k, v in sorted(fields.items())}
+    completions = [c for per_episode in rollout.completions for c in per_episode.values()]
+    row["tokens/generated"] = sum(len(c.completion_ids) for c in completions)
+    row["tokens/cut_at_length"] = sum(c.finish_reason == "length" for c in completions)
+    return row
+
+
+def sample_metrics(samples: list[Sample], kept: list[Sample], roles: frozenset[str]) -> dict[str, float]:
+    row = {}
+    for role in sorted(roles):
+        row[f"samples/{role}"] = sum(s.role == role for s in samples)
+        row[f"samples/{role}/trained"] = sum(s.role == role for s in kept)
+    return row
+
+
+class _Timer:
+    """Accumulates wall seconds per named phase: ``with timer("rollout"): ...``."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+        self.start = time.perf_counter()
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        self.totals[name] = self.totals.get(name, 0.0) + time.perf_counter() - t0
+
+    def seconds(self) -> dict[str, float]:
+        total = time.perf_counter() - self.start
+        phases = {f"time/{k}_s": round(v, 4) for k, v in self.totals.items()}
+        return phases | {"time/iteration_s": round(total, 4)}
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value if isinstance(value, (int, float, str, bool, type(None))) else repr(value)

@@ -1,0 +1,96 @@
+"""One adapter's policy-gradient update: epochs of shuffled minibatches, micro-batched.
+
+Called once per trained adapter per iteration, with that adapter's own optimizer. Roles that
+share an adapter (one policy playing several roles) arrive here together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from selfplay_gym.algorithms.losses import AlgorithmConfig, policy_loss
+from selfplay_gym.algorithms.samples import pad_right
+from selfplay_gym.types import Sample
+
+
+class Learner(Protocol):
+    """What the trainer needs from a backend (HFBackend has it)."""
+
+    def adapter_parameters(self, adapter: str) -> dict[str, torch.nn.Parameter]: ...
+
+    def train_logprobs(
+        self, adapter: str, prompt_ids, completion_ids, *, temperature: float, with_entropy: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]: ...
+
+    def reference_logprobs(self, prompt_ids, completion_ids, **kwargs) -> list[torch.Tensor]: ...
+
+
+@dataclass(frozen=True)
+class UpdateConfig:
+    epochs: int = 1
+    """Passes over the iteration's samples (1 = on-policy, as R-Zero and DARC)."""
+    minibatch_size: int = 64
+    """Samples per optimizer step."""
+    micro_batch_size: int = 16
+    """Samples per forward/backward (gradient accumulation within a minibatch)."""
+    max_grad_norm: float = 1.0
+    log_entropy: bool = True
+    """Compute the policy's entropy for the metrics even when entropy_coef is 0."""
+
+
+def update_adapter(
+    learner: Learner,
+    adapter: str,
+    samples: Sequence[Sample],
+    advantages: torch.Tensor,
+    ref_logprobs: Sequence[torch.Tensor] | None,
+    optimizer: torch.optim.Optimizer,
+    algorithm: AlgorithmConfig,
+    config: UpdateConfig,
+    temperature: float,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """Minibatch updates of ``adapter`` on ``samples``; returns mean stats over steps."""
+    params = list(learner.adapter_parameters(adapter).values())
+    totals: dict[str, float] = {}
+    steps = 0
+    for _ in range(config.epochs):
+        order = torch.randperm(len(samples), generator=generator).tolist()
+        for start in range(0, len(order), config.minibatch_size):
+            minibatch = order[start : start + config.minibatch_size]
+            optimizer.zero_grad(set_to_none=True)
+            for micro_start in range(0, len(minibatch), config.micro_batch_size):
+                micro = minibatch[micro_start : micro_start + config.micro_batch_size]
+                stats = _micro_step(learner, adapter, samples, micro, advantages, ref_logprobs,
+                                    algorithm, config, temperature, weight=len(micro) / len(minibatch))
+                for key, value in stats.items():
+                    totals[key] = totals.get(key, 0.0) + value * len(micro) / len(minibatch)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            totals["grad_norm"] = totals.get("grad_norm", 0.0) + float(grad_norm)
+            optimizer.step()
+            steps += 1
+    return {key: value / max(1, steps) for key, value in totals.items()} | {"optimizer_steps": steps}
+
+
+def _micro_step(learner, adapter, samples, micro, advantages, ref_logprobs, algorithm, config,
+                temperature, weight) -> dict[str, float]:
+    chosen = [samples[i] for i in micro]
+    logp, mask, entropy = learner.train_logprobs(
+        adapter, [s.prompt_ids for s in chosen], [s.completion_ids for s in chosen],
+        temperature=temperature, with_entropy=config.log_entropy or algorithm.entropy_coef > 0,
+    )  # [b, T], [b, T], [b, T] | None
+    width = logp.shape[1]
+    old = pad_right([s.old_logprobs for s in chosen], width).to(logp.device)  # [b, T]
+    ref = None
+    if ref_logprobs is not None:
+        ref = pad_right([ref_logprobs[i].tolist() for i in micro], width).to(logp.device)  # [b, T]
+    adv = advantages[micro].to(logp.device)  # [b] or [b, T']
+    if adv.dim() == 2:
+        adv = torch.nn.functional.pad(adv, (0, width - adv.shape[1]))[:, :width]  # [b, T]
+    out = policy_loss(logp, old, ref, adv, mask.float(), algorithm, entropy)
+    (out["loss"] * weight).backward()
+    return {k: float(v) for k, v in out.items() if k != "loss"}

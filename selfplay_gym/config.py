@@ -1,0 +1,95 @@
+"""The run configuration: dataclasses with working defaults, composed from each part's own config.
+
+The CLI is generated from ``RunConfig`` (``selfplay-gym train --help``); a YAML or JSON file
+with the same nesting can supply defaults (``--config run.yaml``), and flags override it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from selfplay_gym.algorithms.trainer import TrainConfig
+
+
+@dataclass
+class ModelConfig:
+    name: str = "tiny"
+    """"tiny" (the embedded model, built and cached on first use), a hub id or a local directory."""
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    device: str | None = None
+    """None: CUDA when available, else CPU."""
+    dtype: str | None = None
+    """None: bfloat16 on CUDA, float32 on CPU."""
+
+
+@dataclass
+class RolloutConfig:
+    num_envs: int = 16
+    """Episodes per iteration, played in lockstep."""
+    num_solvers: int = 8
+    """Answers per question, for modes that have solvers (the GRPO group size)."""
+    max_new_tokens: int = 48
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+
+@dataclass
+class RunConfig:
+    mode: str = "rzero"
+    train_roles: tuple[str, ...] = ("questioner", "solver")
+    """Roles whose adapters learn; the others are frozen or scripted."""
+    schedule: str = "alternating"
+    """"joint" (all train_roles every iteration) or "alternating" (one role per phase, in order)."""
+    phase_iterations: int = 1
+    """Iterations per phase of the alternating schedule."""
+    scripted: tuple[str, ...] = ()
+    """Override who plays a role, as role=agent: "judge=reference" (majority, reference, random)."""
+    algorithm: str = "rzero"
+    """A key of algorithms.losses.PRESETS: grpo, dr_grpo, dapo, rloo, reinforce_pp, rzero, darc."""
+    kl_coef: float | None = None
+    """Override the preset's KL coefficient."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Build a (nested) config dataclass from a plain dict, naming unknown keys."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__} expects a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} key(s) {unknown}; valid keys are {sorted(names)}")
+    values = {}
+    for key, value in data.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            value = from_dict(hint, value)
+        elif typing.get_origin(hint) is tuple or (
+            isinstance(hint, types.GenericAlias) and hint.__origin__ is tuple
+        ):
+            value = tuple(value)
+        values[key] = value
+    return cls(**values)
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """A RunConfig from a YAML or JSON file (same nesting as the dataclasses)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    text = path.read_text()
+    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    return from_dict(RunConfig, data or {})

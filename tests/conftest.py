@@ -1,0 +1,34 @@
+"""Session fixtures: a real tiny transformer saved to disk, built in seconds (no hub needed)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import Qwen3Config, Qwen3ForCausalLM
+
+from selfplay_gym.agents.tiny import build_tokenizer
+
+CORPUS = [
+    "Reason step by step. 37+48 \\boxed{85} Generate one new question now. <question>12-7</question>",
+    "hello world: the answer is \\boxed{42}. 0123456789 + - * ( )",
+]
+
+
+def save_random_model(path):
+    """A randomly initialised 2-layer Qwen3 and a locally trained tokenizer, saved like a hub model."""
+    tokenizer = build_tokenizer(CORPUS * 20, vocab_size=400)
+    torch.manual_seed(0)
+    config = Qwen3Config(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=512,
+        tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    Qwen3ForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def random_model_dir(tmp_path_factory):
+    return save_random_model(tmp_path_factory.mktemp("random-qwen3"))
