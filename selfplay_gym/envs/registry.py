@@ -13,6 +13,8 @@ from selfplay_gym.envs.mode import Mode
 
 _REGISTRY: dict[str, type[Mode] | str] = {
     "rzero": "selfplay_gym.envs.modes.rzero:RZeroMode",
+    "aero": "selfplay_gym.envs.modes.aero:AeroMode",
+    "alive": "selfplay_gym.envs.modes.alive:AliveMode",
 }
 
 

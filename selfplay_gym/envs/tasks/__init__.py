@@ -5,6 +5,7 @@ from __future__ import annotations
 from selfplay_gym.envs.tasks.arithmetic import ArithmeticTask, Problem, is_arithmetic, solve
 from selfplay_gym.envs.tasks.base import TaskItem, TaskSource
 from selfplay_gym.envs.tasks.corpus import CorpusSource
+from selfplay_gym.envs.tasks.documents import WordProblemCorpus, make_document
 
 __all__ = [
     "ArithmeticTask",
@@ -12,6 +13,8 @@ __all__ = [
     "Problem",
     "TaskItem",
     "TaskSource",
+    "WordProblemCorpus",
+    "make_document",
     "is_arithmetic",
     "solve",
 ]
