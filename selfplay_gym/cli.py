@@ -1,4 +1,4 @@
-"""The ``selfplay-gym`` command: ``modes``, ``train``."""
+"""The ``selfplay-gym`` command: ``demo``, ``train``, ``eval``, ``modes``."""
 
 from __future__ import annotations
 
@@ -44,16 +44,33 @@ def train(argv: Sequence[str]) -> int:
     return 0
 
 
+def demo(argv: Sequence[str]) -> int:
+    """``selfplay-gym demo``: R-Zero self-play on the tiny model, held-out accuracy before/after."""
+    import tyro
+
+    from selfplay_gym.demo import DemoConfig, run_demo
+
+    run_demo(tyro.cli(DemoConfig, args=list(argv), prog="selfplay-gym demo"))
+    return 0
+
+
+COMMANDS = {"demo": demo, "train": train}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="selfplay-gym", description=__doc__)
     parser.add_argument("--version", action="version", version=f"selfplay-gym {__version__}")
-    parser.add_argument("command", choices=["modes", "train"])
-    args, rest = parser.parse_known_args(argv[:1])
+    parser.add_argument("command", choices=["demo", "train", "eval", "modes"])
+    args = parser.parse_args(argv[:1])
     if args.command == "modes":
         list_modes()
         return 0
-    return train(argv[1:])
+    if args.command == "eval":
+        from selfplay_gym.eval.cli import main as eval_main
+
+        return eval_main(argv[1:])
+    return COMMANDS[args.command](argv[1:])
 
 
 if __name__ == "__main__":
