@@ -15,6 +15,7 @@ _REGISTRY: dict[str, type[Mode] | str] = {
     "rzero": "selfplay_gym.envs.modes.rzero:RZeroMode",
     "aero": "selfplay_gym.envs.modes.aero:AeroMode",
     "alive": "selfplay_gym.envs.modes.alive:AliveMode",
+    "darc": "selfplay_gym.envs.modes.darc:DarcMode",
 }
 
 
