@@ -1,4 +1,4 @@
-"""The ``selfplay-gym`` command: ``demo``, ``train``, ``eval``, ``modes``."""
+"""The ``selfplay-gym`` command: ``demo``, ``train``, ``eval``, ``serve``, ``modes``."""
 
 from __future__ import annotations
 
@@ -54,14 +54,21 @@ def demo(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"demo": demo, "train": train}
+def serve(argv: Sequence[str]) -> int:
+    """``selfplay-gym serve --model DIR [--adapter name=DIR ...]``: an OpenAI-compatible server."""
+    from selfplay_gym.serve import main as serve_main
+
+    return serve_main(argv)
+
+
+COMMANDS = {"demo": demo, "train": train, "serve": serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="selfplay-gym", description=__doc__)
     parser.add_argument("--version", action="version", version=f"selfplay-gym {__version__}")
-    parser.add_argument("command", choices=["demo", "train", "eval", "modes"])
+    parser.add_argument("command", choices=["demo", "train", "eval", "serve", "modes"])
     args = parser.parse_args(argv[:1])
     if args.command == "modes":
         list_modes()

@@ -1,0 +1,410 @@
+"""A backend for any OpenAI-compatible server: ``vllm serve --enable-lora``, SGLang, our own.
+
+Generation can then run on other GPUs or machines while training runs here. A batch is sent
+as concurrent chat-completion requests (bounded by ``max_concurrency``); identical prompts
+for the same adapter (a GRPO group) become one request with ``n`` choices. Given several
+servers (a pool), requests go round-robin and a retry goes to the next server; adapter loads go
+to every server. Adapters are addressed as model names: role adapter ``"solver"`` is served
+model ``"solver"`` unless ``adapter_models`` says otherwise, and ``None`` is the base model.
+
+Nothing is lost silently: a batch completes whole or raises one ``ServerError`` naming the
+failed request and the cause, after retries with exponential backoff on connection errors,
+timeouts, HTTP 429 and 5xx.
+
+What the trainer needs, and which servers give it:
+
+* per-token log-probs: every request sets ``logprobs=true``. vLLM reports them under the
+  temperature-scaled distribution (our convention) only when started with
+  ``--logprobs-mode processed_logprobs``.
+* token ids: requested with ``return_token_ids`` (vLLM >= 0.10.2 and ``selfplay-gym serve``
+  answer ``prompt_token_ids`` and ``choices[i].token_ids``) and ``return_tokens_as_token_ids``
+  (older vLLM: completion ids only). With ``token_ids=False`` they are not required and
+  ``prompt_ids``/``completion_ids`` may stay empty: fine for evaluation, but a trainer would
+  then need a local tokenizer to rebuild them, which can silently disagree with the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+import shutil
+from collections.abc import Coroutine, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from selfplay_gym.agents.policy import SamplingConfig
+from selfplay_gym.types import Completion, Messages
+
+T = TypeVar("T")
+_TOKEN_ID = re.compile(r"token_id:(\d+)")
+
+
+class ServerError(RuntimeError):
+    """A request failed, and with it its whole batch: server down, request refused, or garbage."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, request_index: int | None = None
+    ):
+        super().__init__(message)
+        self.status = status
+        self.request_index = request_index
+
+
+class OpenAIBackend:
+    """Generation through an OpenAI-compatible HTTP server (the ``Backend`` protocol).
+
+    Args:
+        base_url: the server's API root, e.g. ``http://127.0.0.1:8000/v1``, or a list of them
+            (servers of the same model and adapters).
+        model: the served name of the base model (what ``adapter=None`` generates with).
+        adapter_models: role adapter name -> served model name, where they differ.
+        max_concurrency: requests in flight at once.
+        timeout: seconds per request (connect: at most 10).
+        max_retries: extra attempts after a connection error, timeout, 429 or 5xx.
+        backoff: first retry delay in seconds; doubled each retry, capped at ``max_backoff``.
+        logprobs / token_ids: require them in every answer (see the module docstring).
+        extra_body: more fields for every request (server-specific options).
+        transport: an httpx transport (tests pass a mock one).
+    """
+
+    def __init__(
+        self,
+        base_url: str | Sequence[str],
+        model: str,
+        *,
+        adapter_models: Mapping[str, str] | None = None,
+        api_key: str | None = None,
+        max_concurrency: int = 32,
+        timeout: float = 600.0,
+        max_retries: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        logprobs: bool = True,
+        token_ids: bool = True,
+        group_identical: bool = True,
+        extra_body: Mapping[str, Any] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        self.base_urls = [
+            _api_root(url) for url in ([base_url] if isinstance(base_url, str) else base_url)
+        ]
+        if not self.base_urls:
+            raise ValueError("OpenAIBackend needs at least one server URL")
+        self.model = model
+        self.adapter_models = dict(adapter_models or {})
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.max_concurrency = max_concurrency
+        self.timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.logprobs = logprobs
+        self.token_ids = token_ids
+        self.group_identical = group_identical
+        self.extra_body = dict(extra_body or {})
+        self.transport = transport
+        self._versions: dict[str, int] = {}
+
+    def served_name(self, adapter: str | None) -> str:
+        return self.model if adapter is None else self.adapter_models.get(adapter, adapter)
+
+    # --- the Backend protocol ----------------------------------------------------------------
+    def generate(
+        self, prompts: Sequence[Messages], adapters: Sequence[str | None], sampling: SamplingConfig
+    ) -> list[Completion]:
+        """One completion per prompt, in order; all of them, or a ``ServerError``."""
+        if len(prompts) != len(adapters):
+            raise ValueError(f"{len(prompts)} prompts but {len(adapters)} adapter names")
+        groups: dict[Any, list[int]] = {}
+        for i, (messages, adapter) in enumerate(zip(prompts, adapters, strict=True)):
+            if not messages:
+                raise ValueError(f"prompt {i} has no messages; every prompt needs at least one")
+            key = (
+                (adapter, tuple((m["role"], m["content"]) for m in messages))
+                if self.group_identical
+                else i
+            )
+            groups.setdefault(key, []).append(i)
+        calls = list(groups.values())
+        results = _run(self._batch(prompts, adapters, sampling, calls)) if calls else []
+        out: list[Completion | None] = [None] * len(prompts)
+        for indices, completions in zip(calls, results, strict=True):
+            for i, completion in zip(indices, completions, strict=True):
+                out[i] = completion
+        return out  # type: ignore[return-value]
+
+    async def _batch(
+        self, prompts, adapters, sampling, calls: list[list[int]]
+    ) -> list[list[Completion]]:
+        limit = asyncio.Semaphore(self.max_concurrency)
+        async with self._client() as client:
+
+            async def one(k: int, indices: list[int]) -> list[Completion]:
+                async with limit:
+                    i = indices[0]
+                    return await self._chat(
+                        client, k, i, len(prompts), prompts[i], adapters[i], len(indices), sampling
+                    )
+
+            tasks = [asyncio.ensure_future(one(k, indices)) for k, indices in enumerate(calls)]
+            _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception()]
+            if failed:  # all or nothing: stop the rest, report the first failure in batch order
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                raise failed[0].exception()  # type: ignore[misc]
+            return [t.result() for t in tasks]
+
+    async def _chat(
+        self, client, server, index, total, messages, adapter, n, sampling
+    ) -> list[Completion]:
+        model = self.served_name(adapter)
+        where = f"request {index} of {total} (model {model!r})"
+        body = self._body(model, messages, n, sampling)
+        response = await self._send(client, server, "chat/completions", body, where, index)
+        data = _json(response, where, index)
+        try:
+            return parse_chat(data, n, need_logprobs=self.logprobs, need_ids=self.token_ids)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ServerError(
+                f"{where}: the server answered something that is not a usable "
+                f"chat completion ({type(exc).__name__}: {exc}): {str(data)[:300]}",
+                request_index=index,
+            ) from exc
+
+    def _body(self, model: str, messages: Messages, n: int, sampling: SamplingConfig) -> dict:
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": [dict(m) for m in messages],
+            "n": n,
+            "max_tokens": sampling.max_new_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "logprobs": self.logprobs,
+        }
+        if sampling.top_k:
+            body["top_k"] = sampling.top_k  # not OpenAI's, but vLLM's and SGLang's
+        if self.token_ids:
+            body["return_token_ids"] = True
+            body["return_tokens_as_token_ids"] = True
+        return body | self.extra_body
+
+    # --- adapters and models -----------------------------------------------------------------
+    def load_adapter(self, name: str, path: str | Path) -> None:
+        """(Re)load adapter ``name`` on every server from ``path``, a directory the *servers* read.
+
+        vLLM needs ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``; it refuses a name it has, so a
+        refusal saying "already" is answered by unloading and loading again.
+        """
+        served = self.served_name(name)
+        body = {"lora_name": served, "lora_path": str(path)}
+        where = f"loading adapter {served!r} from {path}"
+
+        async def load_everywhere() -> None:
+            async with self._client() as client:
+                for server in range(len(self.base_urls)):
+                    send = functools.partial(self._send, client, server, where=where, rotate=False)
+                    try:
+                        await send("load_lora_adapter", body)
+                    except ServerError as exc:
+                        if exc.status != 400 or "already" not in str(exc).lower():
+                            raise
+                        await send("unload_lora_adapter", {"lora_name": served})
+                        await send("load_lora_adapter", body)
+
+        _run(load_everywhere())
+
+    def sync_from(
+        self, learner: Any, names: Sequence[str], root: str | Path, keep: int = 2
+    ) -> list[Path]:
+        """After an update: save each adapter to ``root/<name>/v<k>`` and load it on the server.
+
+        ``root`` must be a directory the server reads at the same path (same machine or a
+        shared filesystem). Versions older than the last ``keep`` are deleted.
+        """
+        paths = []
+        for name in names:
+            version = self._versions[name] = self._versions.get(name, 0) + 1
+            path = Path(learner.save_adapter(name, Path(root) / name / f"v{version}"))
+            self.load_adapter(name, path.resolve())
+            stale = Path(root) / name / f"v{version - keep}"
+            if version > keep and stale.exists():
+                shutil.rmtree(stale)
+            paths.append(path)
+        return paths
+
+    def models(self) -> list[str]:
+        """The first server's model names (``GET /v1/models``)."""
+
+        async def get() -> list[str]:
+            async with self._client() as client:
+                response = await self._send(
+                    client, 0, "models", None, "listing models", rotate=False
+                )
+                return [m["id"] for m in _json(response, "listing models", None)["data"]]
+
+        return _run(get())
+
+    # --- HTTP with retries -------------------------------------------------------------------
+    def _client(self) -> httpx.AsyncClient:
+        limits = httpx.Limits(
+            max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency
+        )
+        return httpx.AsyncClient(
+            headers=self.headers, timeout=self.timeout, limits=limits, transport=self.transport
+        )
+
+    async def _send(
+        self,
+        client,
+        server: int,
+        path: str,
+        body: Any,
+        where: str,
+        index: int | None = None,
+        rotate: bool = True,
+    ) -> httpx.Response:
+        """POST (GET without a body) to server number ``server``; retry what a retry can fix
+        (on the next server of a pool when ``rotate``), raise the rest at once."""
+        cause, wait, tried = "", 0.0, []
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                await asyncio.sleep(
+                    max(wait, min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
+                )
+            url = self.base_urls[(server + attempt * rotate) % len(self.base_urls)]
+            tried.append(url)
+            try:
+                response = await (
+                    client.get(f"{url}/{path}")
+                    if body is None
+                    else client.post(f"{url}/{path}", json=body)
+                )
+            except httpx.TransportError as exc:  # refused, reset, timed out, cut mid-answer
+                cause, wait = f"{type(exc).__name__}: {exc or 'no detail'}", 0.0
+                continue
+            if response.status_code == 429 or response.status_code >= 500:
+                cause = f"HTTP {response.status_code}: {_error_message(response)}"
+                wait = _retry_after(response, self.max_backoff)
+                continue
+            if response.status_code >= 400:
+                raise ServerError(
+                    f"{where} was refused with HTTP {response.status_code}: "
+                    f"{_error_message(response)}",
+                    status=response.status_code,
+                    request_index=index,
+                )
+            return response
+        raise ServerError(
+            f"{where} failed after {self.max_retries + 1} attempts; last error {cause}. Is the "
+            f"server at {', '.join(dict.fromkeys(tried))} running and reachable (e.g. "
+            "`selfplay-gym serve --model M --port N` or `vllm serve M --enable-lora`)?",
+            request_index=index,
+        )
+
+
+def parse_chat(
+    data: Mapping[str, Any], n: int, *, need_logprobs: bool, need_ids: bool
+) -> list[Completion]:
+    """An OpenAI chat-completion answer with ``n`` choices -> Completions, checked."""
+    choices = data["choices"]
+    if not isinstance(choices, list) or len(choices) != n:
+        raise ValueError(
+            f"expected {n} choices, got {len(choices) if isinstance(choices, list) else choices!r}"
+        )
+    out = []
+    for choice in sorted(choices, key=lambda c: c.get("index", 0)):
+        content = (choice.get("logprobs") or {}).get("content") or []
+        logprobs = [float(item["logprob"]) for item in content]
+        ids = choice.get("token_ids") or _ids_from_tokens(content)
+        prompt_ids = choice.get("prompt_token_ids") or data.get("prompt_token_ids") or []
+        if need_logprobs and not logprobs:
+            raise ValueError("no per-token log-probs: the server must support logprobs=true")
+        if need_ids and not (ids and prompt_ids):
+            raise ValueError(
+                "no token ids: the server must answer prompt_token_ids and choices[i].token_ids "
+                "(vLLM >= 0.10.2 or selfplay-gym serve); pass token_ids=False for text-only use"
+            )
+        if ids and logprobs and len(ids) != len(logprobs):
+            raise ValueError(f"{len(ids)} token ids but {len(logprobs)} log-probs")
+        reason = choice.get("finish_reason")
+        if reason not in ("stop", "length"):
+            raise ValueError(f"finish_reason {reason!r}, expected 'stop' or 'length'")
+        out.append(
+            Completion(
+                text=choice["message"].get("content") or "",
+                prompt_ids=[int(i) for i in prompt_ids],
+                completion_ids=[int(i) for i in ids],
+                logprobs=logprobs,
+                finish_reason=reason,
+            )
+        )
+    return out
+
+
+def _api_root(url: str) -> str:
+    """``http://host:8000`` -> ``http://host:8000/v1``; a URL with a path is kept as given."""
+    parsed = httpx.URL(url)
+    return str(parsed.copy_with(path="/v1")) if parsed.path in ("", "/") else url.rstrip("/")
+
+
+def _ids_from_tokens(content: list[dict]) -> list[int]:
+    """vLLM's ``return_tokens_as_token_ids`` spells each token ``token_id:<id>``."""
+    matches = [_TOKEN_ID.fullmatch(str(item.get("token", ""))) for item in content]
+    return [int(m.group(1)) for m in matches] if matches and all(matches) else []
+
+
+def _json(response: httpx.Response, where: str, index: int | None) -> dict:
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise ServerError(
+            f"{where}: HTTP {response.status_code} with a body that is not a JSON object: "
+            f"{response.text[:300]!r}",
+            status=response.status_code,
+            request_index=index,
+        )
+    return data
+
+
+def _error_message(response: httpx.Response) -> str:
+    """The server's reason: OpenAI's ``{"error": {"message"}}``, vLLM's older flat form, or text."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:300] or "(empty body)"
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        for key in ("message", "detail", "error"):
+            if data.get(key):
+                return str(data[key])
+    return str(data)[:300]
+
+
+def _retry_after(response: httpx.Response, cap: float) -> float:
+    try:
+        return min(cap, float(response.headers.get("retry-after", 0)))
+    except ValueError:
+        return 0.0
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to the end from sync code, also when an event loop is already running
+    (a notebook): then in a worker thread with its own loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

@@ -1,0 +1,351 @@
+"""The vLLM backend: generation with vLLM in-process, one ``LoRARequest`` per role.
+
+vLLM is an optional extra, imported only when an engine is launched, so this module imports
+anywhere. Training stays on the transformers backend: after each update the trainer saves the
+adapter and calls ``load_adapter`` (or ``sync_from``), which registers a new *version* under a
+fresh integer id, so vLLM reads the new weights instead of its cached copy. Prompts are
+rendered and tokenised here exactly as ``HFBackend.encode_prompt`` does, and passed to vLLM as
+token ids, so ``Completion.prompt_ids`` is what the trainer re-scores.
+
+Log-probs: the engine is launched with ``logprobs_mode="processed_logprobs"`` (vLLM >= 0.10.2),
+so each number is log p(token) under the temperature-scaled distribution, the convention of
+``HFBackend``. With top-k/top-p on, vLLM renormalises over the kept tokens; HFBackend does not,
+so only plain temperature sampling gives the same numbers on both.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from selfplay_gym.agents.policy import SamplingConfig
+from selfplay_gym.types import Completion, Messages
+
+INSTALL_HINT = "pip install 'selfplay-gym[vllm]'"
+
+
+def require_vllm() -> Any:
+    """Import vLLM or say how to install it (Linux + CUDA only)."""
+    try:
+        import vllm
+    except ImportError as exc:
+        raise ImportError(
+            f"the vLLM backend needs the vllm package, which is not installed: {INSTALL_HINT} "
+            "(Linux with a CUDA GPU). Without a GPU use HFBackend, or OpenAIBackend against a "
+            "server running elsewhere."
+        ) from exc
+    return vllm
+
+
+# --- prompts: the same rendering and truncation rule as HFBackend.encode_prompt ---------------
+def encode_chat(tokenizer: Any, messages: Messages) -> list[int]:
+    """Chat template -> token ids, ending where the assistant's answer starts."""
+    if not messages:
+        raise ValueError("a generation request has no messages; every prompt needs at least one")
+    if tokenizer.chat_template:
+        text = tokenizer.apply_chat_template(
+            [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
+        )
+    else:
+        text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def fit_context(ids: list[int], max_context: int, max_new_tokens: int) -> tuple[list[int], int]:
+    """Cut a prompt from the left so prompt + completion fit: (kept ids, tokens dropped)."""
+    budget = max_context - max_new_tokens
+    if budget < 1:
+        raise ValueError(
+            f"max_new_tokens={max_new_tokens} leaves no room for a prompt in a context of "
+            f"{max_context} tokens; lower max_new_tokens or raise max_context"
+        )
+    dropped = max(0, len(ids) - budget)
+    return ids[dropped:], dropped
+
+
+# --- options and outputs: SamplingConfig -> vLLM, vLLM -> Completion ---------------------------
+def sampling_params_kwargs(sampling: SamplingConfig, stop_token_ids: Sequence[int] = ()) -> dict:
+    """``vllm.SamplingParams`` keyword arguments for one completion with its log-probs.
+
+    ``logprobs=0`` asks for the sampled token's log-prob only; top_k 0 (ours: off) is vLLM's -1.
+    """
+    greedy = sampling.temperature == 0
+    return {
+        "n": 1,
+        "temperature": 0.0 if greedy else sampling.temperature,
+        "top_p": 1.0 if greedy else sampling.top_p,
+        "top_k": -1 if greedy or sampling.top_k == 0 else sampling.top_k,
+        "max_tokens": sampling.max_new_tokens,
+        "logprobs": 0,
+        "stop_token_ids": list(stop_token_ids),
+        "skip_special_tokens": True,
+    }
+
+
+def flat_logprobs(
+    token_ids: Sequence[int], positions: Sequence[Mapping[int, Any]] | None
+) -> list[float]:
+    """vLLM's per-position ``{token_id: Logprob}`` dicts -> the sampled tokens' log-probs."""
+    if positions is None:
+        raise ValueError(
+            "vLLM returned no log-probs; the request must set SamplingParams(logprobs=0)"
+        )
+    if len(positions) != len(token_ids):
+        raise ValueError(
+            f"vLLM returned {len(positions)} log-prob positions for {len(token_ids)} tokens"
+        )
+    out = []
+    for step, (token, position) in enumerate(zip(token_ids, positions, strict=True)):
+        if token not in position:
+            raise ValueError(f"vLLM's log-probs at step {step} lack the sampled token {token}")
+        value = position[token]
+        out.append(float(getattr(value, "logprob", value)))
+    return out
+
+
+def finish_reason(reason: str | None) -> str:
+    """vLLM's reason -> ours; an aborted or unfinished request is an error, never a sample."""
+    if reason in ("stop", "length"):
+        return reason
+    raise RuntimeError(
+        f"vLLM finished a request with reason {reason!r}; expected 'stop' or 'length'"
+    )
+
+
+# --- adapter versions ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AdapterVersion:
+    """One saved state of a role's adapter, as vLLM knows it (a name and id per version)."""
+
+    adapter: str
+    version: int
+    lora_int_id: int
+    path: str
+
+    @property
+    def lora_name(self) -> str:
+        return f"{self.adapter}@v{self.version}"
+
+
+class AdapterVersions:
+    """Which version of each adapter is current; every new version gets a fresh int id.
+
+    vLLM caches LoRA weights by id, so reusing an id would keep serving the old weights.
+    """
+
+    def __init__(self) -> None:
+        self.current: dict[str, AdapterVersion] = {}
+        self._next_id = 1
+
+    def register(
+        self, adapter: str, path: str | Path
+    ) -> tuple[AdapterVersion, AdapterVersion | None]:
+        """Make ``path`` the adapter's current version: (new version, the one it replaces)."""
+        previous = self.current.get(adapter)
+        version = AdapterVersion(
+            adapter, previous.version + 1 if previous else 1, self._next_id, str(path)
+        )
+        self._next_id += 1
+        self.current[adapter] = version
+        return version, previous
+
+    def require(self, adapter: str) -> AdapterVersion:
+        if adapter not in self.current:
+            raise ValueError(
+                f"no adapter named {adapter!r} is loaded; loaded: {sorted(self.current)}. Save it "
+                f"from the trainer and call backend.load_adapter({adapter!r}, path) or sync_from()"
+            )
+        return self.current[adapter]
+
+    def next_path(self, root: str | Path, adapter: str) -> Path:
+        previous = self.current.get(adapter)
+        return Path(root) / adapter / f"v{previous.version + 1 if previous else 1}"
+
+
+# --- the backend --------------------------------------------------------------------------------
+class VLLMBackend:
+    """Generation on a vLLM engine with one LoRA adapter per role (the ``Backend`` protocol).
+
+    Build it with ``VLLMBackend.launch(model, adapters={...})``. The constructor takes any
+    engine with vLLM's ``LLM.generate`` signature plus the two vLLM classes it needs, so the
+    request mapping is testable without a GPU.
+    """
+
+    def __init__(
+        self,
+        engine: Any,
+        tokenizer: Any,
+        *,
+        max_context: int,
+        sampling_params: Callable[..., Any],
+        lora_request: Callable[..., Any],
+        adapters: Mapping[str, str | Path] | None = None,
+    ):
+        self.engine = engine
+        self.tokenizer = tokenizer
+        self.max_context = max_context
+        self._sampling_params = sampling_params
+        self._lora_request = lora_request
+        self.versions = AdapterVersions()
+        self.truncation_warnings = 0
+        for name, path in (adapters or {}).items():
+            self.load_adapter(name, path)
+
+    @classmethod
+    def launch(
+        cls,
+        model: str | Path,
+        *,
+        adapters: Mapping[str, str | Path] | None = None,
+        gpu_memory_utilization: float = 0.3,
+        max_lora_rank: int = 16,
+        max_loras: int = 4,
+        max_model_len: int | None = None,
+        dtype: str = "bfloat16",
+        enable_sleep_mode: bool = False,
+        seed: int = 0,
+        **engine_kwargs: Any,
+    ) -> VLLMBackend:
+        """Start vLLM in this process, sharing the GPU with training.
+
+        ``gpu_memory_utilization`` is the fraction of the GPU vLLM takes (weights + KV cache);
+        training gets the rest (docs/scaling.md has the arithmetic). ``enable_sleep_mode``
+        allows ``sleep()`` during the update to hand the KV cache back.
+        """
+        vllm = require_vllm()
+        from vllm.lora.request import LoRARequest
+
+        options = {
+            "model": str(model),
+            "enable_lora": True,
+            "max_lora_rank": max_lora_rank,
+            "max_loras": max_loras,
+            "gpu_memory_utilization": gpu_memory_utilization,
+            "dtype": dtype,
+            "seed": seed,
+            "enable_sleep_mode": enable_sleep_mode,
+            "max_model_len": max_model_len,
+            "logprobs_mode": "processed_logprobs",
+        }
+        engine = vllm.LLM(**{k: v for k, v in options.items() if v is not None}, **engine_kwargs)
+        config = (
+            getattr(engine.llm_engine, "model_config", None)
+            or engine.llm_engine.vllm_config.model_config
+        )
+        return cls(
+            engine,
+            engine.get_tokenizer(),
+            max_context=config.max_model_len,
+            sampling_params=vllm.SamplingParams,
+            lora_request=LoRARequest,
+            adapters=adapters,
+        )
+
+    # --- adapters ---------------------------------------------------------------------------
+    def load_adapter(self, name: str, path: str | Path) -> AdapterVersion:
+        """Serve the adapter saved at ``path`` as role adapter ``name`` from now on."""
+        if not (Path(path) / "adapter_config.json").exists():
+            raise FileNotFoundError(
+                f"no adapter_config.json in {path}: save it with save_adapter first"
+            )
+        version, previous = self.versions.register(name, Path(path).resolve())
+        remove = getattr(getattr(self.engine, "llm_engine", None), "remove_lora", None)
+        if previous is not None and remove is not None:
+            remove(previous.lora_int_id)  # free its slot; the next generate loads the new one
+        return version
+
+    def sync_from(
+        self, learner: Any, names: Sequence[str], root: str | Path, keep: int = 2
+    ) -> list[Path]:
+        """After an update: save each adapter of ``learner`` as a new version and serve it.
+
+        Versions go to ``root/<name>/v<k>``; older ones than the last ``keep`` are deleted.
+        """
+        paths = []
+        for name in names:
+            path = learner.save_adapter(name, self.versions.next_path(root, name))
+            version = self.load_adapter(name, path)
+            stale = Path(root) / name / f"v{version.version - keep}"
+            if version.version > keep and stale.exists():
+                shutil.rmtree(stale)
+            paths.append(Path(path))
+        return paths
+
+    # --- generation -------------------------------------------------------------------------
+    def encode_prompt(self, messages: Messages, max_new_tokens: int) -> tuple[list[int], int]:
+        ids, dropped = fit_context(
+            encode_chat(self.tokenizer, messages), self.max_context, max_new_tokens
+        )
+        if dropped:
+            self.truncation_warnings += 1
+            warnings.warn(
+                f"prompt of {len(ids) + dropped} tokens cut to its last {len(ids)} to fit the "
+                f"context ({self.max_context} tokens with max_new_tokens={max_new_tokens})",
+                stacklevel=3,
+            )
+        return ids, dropped
+
+    def requests(
+        self, prompts: Sequence[Messages], adapters: Sequence[str | None], sampling: SamplingConfig
+    ):
+        """The engine's inputs: token prompts, one SamplingParams, one LoRARequest per prompt."""
+        if len(prompts) != len(adapters):
+            raise ValueError(f"{len(prompts)} prompts but {len(adapters)} adapter names")
+        encoded = [self.encode_prompt(messages, sampling.max_new_tokens) for messages in prompts]
+        eos = self.tokenizer.eos_token_id
+        params = self._sampling_params(
+            **sampling_params_kwargs(sampling, [] if eos is None else [eos])
+        )
+        loras = [
+            None if name is None else self._lora(self.versions.require(name)) for name in adapters
+        ]
+        return encoded, params, loras
+
+    def _lora(self, version: AdapterVersion) -> Any:
+        return self._lora_request(
+            lora_name=version.lora_name, lora_int_id=version.lora_int_id, lora_path=version.path
+        )
+
+    def generate(
+        self, prompts: Sequence[Messages], adapters: Sequence[str | None], sampling: SamplingConfig
+    ) -> list[Completion]:
+        """One completion per prompt; prompts may use different adapters (None = base)."""
+        if not prompts:
+            return []
+        encoded, params, loras = self.requests(prompts, adapters, sampling)
+        outputs = self.engine.generate(
+            [{"prompt_token_ids": ids} for ids, _ in encoded],
+            params,
+            lora_request=loras,
+            use_tqdm=False,
+        )
+        return [
+            to_completion(out, ids, dropped)
+            for out, (ids, dropped) in zip(outputs, encoded, strict=True)
+        ]
+
+    # --- colocation -------------------------------------------------------------------------
+    def sleep(self, level: int = 1) -> None:
+        """Free the KV cache (level 1 also offloads weights) while training runs."""
+        self.engine.sleep(level=level)
+
+    def wake_up(self) -> None:
+        self.engine.wake_up()
+
+
+def to_completion(output: Any, prompt_ids: list[int], truncated: int) -> Completion:
+    """One vLLM ``RequestOutput`` (n=1) -> our Completion."""
+    choice = output.outputs[0]
+    ids = list(choice.token_ids)
+    return Completion(
+        text=choice.text,
+        prompt_ids=list(prompt_ids),
+        completion_ids=ids,
+        logprobs=flat_logprobs(ids, choice.logprobs),
+        finish_reason=finish_reason(choice.finish_reason),
+        prompt_truncated=truncated,
+    )
