@@ -103,6 +103,8 @@ class SelfPlayTrainer:
             samples = collect_samples(rollout, roles, self.venv.mode.keep_for_training)
             kept = drop_zero_variance(samples) if self.algorithm.dynamic_sampling else samples
             update_stats = self._update(kept, iteration, timer)
+            with timer("sync"):
+                self._sync_generators({s.role for s in kept})
 
             row = {"iteration": iteration, "train_roles": sorted(roles), **timer.seconds()}
             row |= rollout_metrics(rollout) | sample_metrics(samples, kept, roles) | update_stats
@@ -163,6 +165,15 @@ class SelfPlayTrainer:
                                         temperature, generator)
             stats |= {f"update/{adapter}/{k}": v for k, v in result.items()}
         return stats
+
+
+    def _sync_generators(self, roles: set[str]) -> None:
+        """Serve the updated adapters on generation engines other than the learner (vLLM, a server)."""
+        adapters = sorted({self.trainable[r][0] for r in roles})
+        engines = {id(p.backend): p.backend for p in self.policies.values() if isinstance(p, LLMPolicy)}
+        for engine in engines.values():
+            if engine is not self.learner and adapters and hasattr(engine, "sync_from"):
+                engine.sync_from(self.learner, adapters, self.output_dir / "live-adapters")
 
 
 def _trainable_roles(policies: Mapping[str, Policy]) -> dict[str, tuple[str, float]]:

@@ -152,3 +152,31 @@ def test_dynamic_sampling_drops_zero_variance_groups(random_model_dir, tmp_path)
     trainer, _ = make_trainer(random_model_dir, tmp_path, Joint(("solver",)), iterations=2, algorithm="dapo")
     history = trainer.train()
     assert all(h["samples/solver/trained"] <= h["samples/solver"] == 8 for h in history)
+
+
+class SyncedEngine:
+    """A second HFBackend used only for generation, fed adapters the way vLLM is."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.synced: list[list[str]] = []
+
+    def generate(self, prompts, adapters, sampling):
+        return self.backend.generate(prompts, adapters, sampling)
+
+    def sync_from(self, learner, names, root):
+        for name in names:
+            self.backend.load_adapter(name, learner.save_adapter(name, f"{root}/{name}"))
+        self.synced.append(list(names))
+
+
+def test_a_separate_generation_engine_gets_the_updated_adapters(random_model_dir, tmp_path):
+    trainer, learner = make_trainer(random_model_dir, tmp_path, Joint(("solver",)), iterations=2)
+    engine = SyncedEngine(HFBackend(random_model_dir, adapters=["questioner", "solver"]))
+    llm = LLMPolicy(engine, {"questioner": RoleConfig("questioner", SAMPLING),
+                             "solver": RoleConfig("solver", SAMPLING)})
+    trainer.policies = llm.roles_map()
+    trainer.train()
+    assert engine.synced == [["solver"], ["solver"]]
+    trained, served = snapshot(learner, "solver"), snapshot(engine.backend, "solver")
+    assert all(torch.equal(trained[n], served[n]) for n in trained)
