@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
-from selfplay_gym.agents.tiny import build_tokenizer
+from selfplay_gym.agents.tiny import build_tokenizer, tiny_model_dir
 
 CORPUS = [
     "Reason step by step. 37+48 \\boxed{85} Generate one new question now. <question>12-7</question>",
@@ -32,3 +32,9 @@ def save_random_model(path):
 @pytest.fixture(scope="session")
 def random_model_dir(tmp_path_factory):
     return save_random_model(tmp_path_factory.mktemp("random-qwen3"))
+
+
+@pytest.fixture(scope="session")
+def tiny_dir():
+    """The embedded, warm-started tiny model, built once into the user cache (about 90 s)."""
+    return tiny_model_dir(progress=False)

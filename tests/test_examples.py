@@ -26,3 +26,23 @@ def test_scripted_rzero_prints_episodes_and_writes_jsonl(tmp_path):
     lines = out.read_text().splitlines()
     assert len(lines) == 8
     assert all(json.loads(line)["mode"] == "rzero" for line in lines)
+
+
+def test_llm_rzero_runs_the_tiny_model_through_the_vector_env(tiny_dir):
+    stdout = run("examples/llm_rzero.py", "--episodes", "4", "--solvers", "4", "--show", "1")
+    assert "=== episode" in stdout
+    assert "3 policy calls" in stdout  # questioner, solvers, judge: one batched call each
+    assert "valid questions:" in stdout and "solver reward mean" in stdout
+
+
+def test_train_cli_runs_two_iterations_on_the_tiny_model(tiny_dir, tmp_path):
+    stdout = run(
+        "-m", "selfplay_gym.cli", "train", "--mode", "rzero", "--train.iterations", "2",
+        "--rollout.num-envs", "4", "--rollout.num-solvers", "4",
+        "--train.output-dir", str(tmp_path), "--train.no-progress",
+    )
+    assert "reward/solver/mean" in stdout
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [0, 1]
+    assert rows[0]["train_roles"] == ["questioner"] and rows[1]["train_roles"] == ["solver"]
+    assert (tmp_path / "checkpoints" / "iter_000001" / "adapters" / "solver").is_dir()

@@ -216,14 +216,13 @@ class HFBackend:
         kwargs: dict[str, Any] = {}
         if self.store.has_adapters:
             kwargs["adapter_names"] = [a or BASE for a in adapters]
+        if not greedy:  # our processors do the warping; switch off the model's own defaults
+            kwargs.update(temperature=1.0, top_k=0, top_p=1.0)
         self.model.eval()
         sequences = self.model.generate(
             input_ids=input_ids.to(self.device),
             attention_mask=attention.to(self.device),
             do_sample=not greedy,
-            temperature=1.0,
-            top_k=0,
-            top_p=1.0,
             max_new_tokens=sampling.max_new_tokens,
             logits_processor=LogitsProcessorList(processors),
             pad_token_id=pad,

@@ -198,11 +198,10 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     assert tiny.default_cache_dir() == tmp_path / "xdg" / "selfplay-gym"
 
 
-# --- the default build, once per session (one to two minutes on 2 cores) -------------------------
+# --- the default build, once per session into the user cache (one to two minutes on 2 cores) ------
 @pytest.mark.slow
-def test_default_build(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("tiny-default")
-    path = tiny_model_dir(cache_dir=cache, progress=False)
+def test_default_build(tiny_dir):
+    path, cache = tiny_dir, tiny_dir.parent
     info = json.loads((path / "build.json").read_text())
     assert 0.55 <= info["held_out_accuracy"] <= 0.75
     assert info["validation_accuracy"] >= TinyModelConfig().target_accuracy
