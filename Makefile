@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint demo clean
+.PHONY: venv test lint demo bench clean
 
 venv: $(STAMP)
 
@@ -23,7 +23,10 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 demo: venv
-	$(BIN)/python examples/scripted_rzero.py
+	$(BIN)/selfplay-gym demo
+
+bench: venv
+	$(BIN)/python benchmarks/tiny_model.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -32,8 +32,10 @@ from selfplay_gym.plots import plot_run, read_jsonl
 
 @dataclass
 class DemoConfig:
-    iterations: int = 24
-    """Self-play iterations (the budget is about 10 minutes on 2 CPU cores)."""
+    iterations: int = 60
+    """Self-play iterations (about 1-2 s each on 2 CPU cores). Longer runs at these settings
+    drift: held-out greedy accuracy peaked near iteration 60 (72%) and fell to 63% by 200 as the
+    Solver's self-consistency climbed to 0.83: the collapse label-free rewards invite."""
     questioner_iterations: int = 1
     """Challenger iterations per cycle (against a frozen Solver)."""
     solver_iterations: int = 2
@@ -41,10 +43,12 @@ class DemoConfig:
     num_envs: int = 64
     num_solvers: int = 8
     max_new_tokens: int = 24
-    learning_rate: float = 2e-3
-    kl_coef: float = 0.01
+    learning_rate: float = 5e-4
+    """2e-3 collapsed the Solver to near-constant answers within 50 iterations (greedy 70% -> 39%)."""
+    kl_coef: float = 0.05
+    """KL to the base model (k3): the brake on the collapse self-consistency rewards invite."""
     held_out: int = 200
-    eval_every: int = 4
+    eval_every: int = 10
     seed: int = 0
     output_dir: str = "runs/demo"
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
