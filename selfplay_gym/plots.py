@@ -48,24 +48,27 @@ def plot_learning_curves(rows: Sequence[dict], path: Path) -> Path:
 def plot_consistency(episodes: Sequence[dict], path: Path, band: tuple[float, float] = (0.3, 0.8)) -> Path:
     """Per iteration, the distribution of the Solver's self-consistency on generated questions.
 
-    R-Zero's Challenger is rewarded for questions near 50% agreement; the shaded band is the
-    consistency filter that decides which questions the Solver trains on.
+    R-Zero's Challenger is rewarded for questions near 50% agreement (dashed line); the dotted
+    lines bound the consistency filter that decides which questions the Solver trains on.
     """
     by_iteration: dict[int, list[float]] = {}
+    group = 10
     for episode in episodes:
         agreement = episode.get("fields", {}).get("agreement")
         if agreement is not None:
             by_iteration.setdefault(episode["iteration"], []).append(agreement)
+            group = len(episode["fields"].get("answers") or ()) or group
     fig, ax = plt.subplots(figsize=(8, 4))
     if by_iteration:
         iterations = sorted(by_iteration)
-        bins = np.linspace(0, 1, 11)
+        bins = (np.arange(group + 2) - 0.5) / group  # one bin per possible vote count k/group
         counts = np.array([np.histogram(by_iteration[i], bins=bins)[0] for i in iterations])  # [I, 10]
         shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
         image = ax.imshow(shares.T, origin="lower", aspect="auto", cmap="viridis",
-                          extent=(iterations[0] - 0.5, iterations[-1] + 0.5, 0, 1))
+                          extent=(iterations[0] - 0.5, iterations[-1] + 0.5, bins[0], bins[-1]))
         fig.colorbar(image, ax=ax, label="share of questions")
-    ax.axhspan(*band, color="white", alpha=0.15)
+    for edge in band:
+        ax.axhline(edge, color="white", linestyle=":", linewidth=1)
     ax.axhline(0.5, color="white", linestyle="--", linewidth=1)
     ax.set(title="Solver self-consistency on generated questions", xlabel="iteration",
            ylabel="majority agreement p̂")
