@@ -46,3 +46,21 @@ def test_train_cli_runs_two_iterations_on_the_tiny_model(tiny_dir, tmp_path):
     assert [r["iteration"] for r in rows] == [0, 1]
     assert rows[0]["train_roles"] == ["questioner"] and rows[1]["train_roles"] == ["solver"]
     assert (tmp_path / "checkpoints" / "iter_000001" / "adapters" / "solver").is_dir()
+
+
+def test_custom_mode_example_registers_and_trains_a_new_method(tiny_dir, tmp_path):
+    stdout = run("examples/custom_mode.py", "--iterations", "1", "--episodes", "4",
+                 "--output-dir", str(tmp_path))
+    assert "iteration 0: proposer reward" in stdout
+    assert "policy updates 0" not in stdout
+
+
+def test_sqlm_proposer_reward_by_hand():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("custom_mode", ROOT / "examples/custom_mode.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["custom_mode"] = module  # dataclasses look their module up while being defined
+    spec.loader.exec_module(module)
+    # n = 8: unanimous (k = 8) and all different (k = 1) teach nothing; 1 < k < 8 pays 1.
+    assert [module.proposer_reward(k, 8) for k in (1, 2, 5, 7, 8)] == [0.0, 1.0, 1.0, 1.0, 0.0]
