@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from transformers import (
 
 from selfplay_gym.agents.adapters import AdapterStore, LoraSettings
 from selfplay_gym.agents.policy import SamplingConfig
+from selfplay_gym.agents.prompts import EncodedPrompt, encode_chat, fit_context
 from selfplay_gym.agents.scoring import completion_logprobs, pack, score_completions
 from selfplay_gym.types import Completion, Messages
 
@@ -78,12 +78,6 @@ class _RecordLogprobs(LogitsProcessor):
         if self.previous is not None:
             self.steps.append(self.previous.gather(1, chosen[:, None]).squeeze(1))
             self.previous = None
-
-
-@dataclass
-class _Prompt:
-    ids: list[int]
-    truncated: int
 
 
 class HFBackend:
@@ -143,32 +137,18 @@ class HFBackend:
         self.store.load(name, path)
 
     # --- tokenisation -----------------------------------------------------------------------
-    def encode_prompt(self, messages: Messages, max_new_tokens: int) -> _Prompt:
+    def encode_prompt(self, messages: Messages, max_new_tokens: int) -> EncodedPrompt:
         """Chat template -> token ids, cut from the left to fit the context (and reported)."""
-        if not messages:
-            raise ValueError("a generation request has no messages; every prompt needs at least one")
-        if self.tokenizer.chat_template:
-            text = self.tokenizer.apply_chat_template(
-                [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
-            )
-        else:
-            text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        budget = self.max_context - max_new_tokens
-        if budget < 1:
-            raise ValueError(
-                f"max_new_tokens={max_new_tokens} leaves no room for a prompt in a context of "
-                f"{self.max_context} tokens; lower max_new_tokens or raise max_context"
-            )
-        dropped = max(0, len(ids) - budget)
+        full = encode_chat(self.tokenizer, messages)
+        ids, dropped = fit_context(full, self.max_context, max_new_tokens)
         if dropped:
             self.truncation_warnings += 1
             warnings.warn(
-                f"prompt of {len(ids)} tokens cut to its last {budget} to fit the context "
+                f"prompt of {len(full)} tokens cut to its last {len(ids)} to fit the context "
                 f"({self.max_context} tokens with max_new_tokens={max_new_tokens})",
                 stacklevel=3,
             )
-        return _Prompt(ids[dropped:], dropped)
+        return EncodedPrompt(ids, dropped)
 
     # --- generation -------------------------------------------------------------------------
     def generate(
@@ -179,24 +159,30 @@ class HFBackend:
             raise ValueError(f"{len(prompts)} prompts but {len(adapters)} adapter names")
         for name in set(adapters) - {None}:
             self.store.require(name)
-        cache: dict[tuple, _Prompt] = {}
+        cache: dict[tuple, EncodedPrompt] = {}
         encoded = []
         for messages in prompts:
             key = tuple((m["role"], m["content"]) for m in messages)
             if key not in cache:
                 cache[key] = self.encode_prompt(messages, sampling.max_new_tokens)
             encoded.append(cache[key])
-        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i].ids))
+        return self.generate_encoded(encoded, adapters, sampling)
+
+    def generate_encoded(
+        self, prompts: Sequence[EncodedPrompt], adapters: Sequence[str | None], sampling: SamplingConfig
+    ) -> list[Completion]:
+        """``generate`` from prompt token ids: length-bucketed micro-batches, order kept."""
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i].ids))
         out: list[Completion | None] = [None] * len(prompts)
         for start in range(0, len(order), self.generation_batch_size):
             chunk = order[start : start + self.generation_batch_size]
-            results = self._generate_batch([encoded[i] for i in chunk], [adapters[i] for i in chunk], sampling)
+            results = self._generate_batch([prompts[i] for i in chunk], [adapters[i] for i in chunk], sampling)
             for i, completion in zip(chunk, results, strict=True):
                 out[i] = completion
         return out  # type: ignore[return-value]
 
     @torch.inference_mode()
-    def _generate_batch(self, prompts: list[_Prompt], adapters: list[str | None], sampling: SamplingConfig):
+    def _generate_batch(self, prompts: list[EncodedPrompt], adapters: list[str | None], sampling: SamplingConfig):
         pad = self.tokenizer.pad_token_id
         eos = self.tokenizer.eos_token_id
         width = max(len(p.ids) for p in prompts)
@@ -234,7 +220,7 @@ class HFBackend:
         logprobs = torch.stack(recorder.steps, dim=1).cpu() if recorder.steps else None  # [B, T]
         return [self._completion(p, new[row].tolist(), logprobs, row, eos) for row, p in enumerate(prompts)]
 
-    def _completion(self, prompt: _Prompt, tokens: list[int], logprobs, row: int, eos: int) -> Completion:
+    def _completion(self, prompt: EncodedPrompt, tokens: list[int], logprobs, row: int, eos: int) -> Completion:
         stop = eos in tokens
         length = tokens.index(eos) + 1 if stop else len(tokens)
         ids = tokens[:length]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from selfplay_gym.agents.policy import SamplingConfig
+from selfplay_gym.agents.prompts import encode_chat, fit_context
 from selfplay_gym.types import Completion, Messages
 
 INSTALL_HINT = "pip install 'selfplay-gym[vllm]'"
@@ -39,32 +40,6 @@ def require_vllm() -> Any:
             "server running elsewhere."
         ) from exc
     return vllm
-
-
-# --- prompts: the same rendering and truncation rule as HFBackend.encode_prompt ---------------
-def encode_chat(tokenizer: Any, messages: Messages) -> list[int]:
-    """Chat template -> token ids, ending where the assistant's answer starts."""
-    if not messages:
-        raise ValueError("a generation request has no messages; every prompt needs at least one")
-    if tokenizer.chat_template:
-        text = tokenizer.apply_chat_template(
-            [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
-        )
-    else:
-        text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
-def fit_context(ids: list[int], max_context: int, max_new_tokens: int) -> tuple[list[int], int]:
-    """Cut a prompt from the left so prompt + completion fit: (kept ids, tokens dropped)."""
-    budget = max_context - max_new_tokens
-    if budget < 1:
-        raise ValueError(
-            f"max_new_tokens={max_new_tokens} leaves no room for a prompt in a context of "
-            f"{max_context} tokens; lower max_new_tokens or raise max_context"
-        )
-    dropped = max(0, len(ids) - budget)
-    return ids[dropped:], dropped
 
 
 # --- options and outputs: SamplingConfig -> vLLM, vLLM -> Completion ---------------------------

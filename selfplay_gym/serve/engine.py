@@ -1,7 +1,7 @@
 """The model side of the server: prompts -> token ids -> one mixed-adapter generate on HFBackend.
 
 Everything here runs on the server's single model thread (see batcher.py). Chat prompts go
-through ``HFBackend.encode_prompt``, the chat template the trainer uses, so the token ids the
+through ``HFBackend.encode_prompt`` (agents/prompts.py, the rule the trainer uses), so the token ids the
 server returns are exactly what the trainer would have built. A prompt that does not fit the
 context is refused (the client cannot see a truncation warning) rather than cut.
 """
@@ -12,13 +12,13 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from selfplay_gym.agents.hf import HFBackend, _Prompt
-from selfplay_gym.agents.policy import SamplingConfig
+from selfplay_gym.agents.hf import HFBackend
+from selfplay_gym.agents.prompts import EncodedPrompt
 from selfplay_gym.serve.batcher import Job
 from selfplay_gym.types import Completion
 
 
-def encode(backend: HFBackend, prompt: Any, max_new_tokens: int) -> _Prompt:
+def encode(backend: HFBackend, prompt: Any, max_new_tokens: int) -> EncodedPrompt:
     """Chat messages (a tuple), text, or token ids -> prompt ids that fit with the completion."""
     if max_new_tokens >= backend.max_context:
         raise ValueError(
@@ -46,32 +46,13 @@ def encode(backend: HFBackend, prompt: Any, max_new_tokens: int) -> _Prompt:
             f"model's context of {backend.max_context} tokens; shorten the prompt or lower "
             "max_tokens"
         )
-    return _Prompt(list(ids), 0)
-
-
-def generate_ids(
-    backend: HFBackend,
-    prompts: Sequence[_Prompt],
-    adapters: Sequence[str | None],
-    sampling: SamplingConfig,
-) -> list[Completion]:
-    """``HFBackend.generate`` from token ids: length-bucketed micro-batches, order kept."""
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i].ids))
-    out: list[Completion | None] = [None] * len(prompts)
-    for start in range(0, len(order), backend.generation_batch_size):
-        chunk = order[start : start + backend.generation_batch_size]
-        results = backend._generate_batch(
-            [prompts[i] for i in chunk], [adapters[i] for i in chunk], sampling
-        )
-        for i, completion in zip(chunk, results, strict=True):
-            out[i] = completion
-    return out  # type: ignore[return-value]
+    return EncodedPrompt(list(ids), 0)
 
 
 def run_jobs(backend: HFBackend, jobs: Sequence[Job]) -> list[list[Completion] | Exception]:
     """Jobs sharing one sampling config -> one generate call; a job's bad prompt fails it alone."""
     results: list[list[Completion] | Exception] = []
-    prompts: list[_Prompt] = []
+    prompts: list[EncodedPrompt] = []
     adapters: list[str | None] = []
     spans: list[tuple[int, int, int]] = []  # (job, first prompt, prompt count)
     for j, job in enumerate(jobs):
@@ -90,7 +71,7 @@ def run_jobs(backend: HFBackend, jobs: Sequence[Job]) -> list[list[Completion] |
         prompts.extend(encoded)
         adapters.extend([job.adapter] * len(encoded))
     if prompts:
-        completions = generate_ids(backend, prompts, adapters, jobs[0].sampling)
+        completions = backend.generate_encoded(prompts, adapters, jobs[0].sampling)
         for j, first, count in spans:
             results[j] = completions[first : first + count]
     return results
