@@ -11,6 +11,7 @@ from selfplay_gym.agents.adapters import LoraSettings
 from selfplay_gym.agents.hf import HFBackend
 from selfplay_gym.agents.policy import LLMPolicy, RoleConfig, SamplingConfig
 from selfplay_gym.agents.scripted import scripted_policy
+from selfplay_gym.algorithms import distributed
 from selfplay_gym.algorithms.losses import PRESETS
 from selfplay_gym.algorithms.schedules import schedule_from_name
 from selfplay_gym.algorithms.trainer import SelfPlayTrainer
@@ -38,7 +39,9 @@ def build_trainer(cfg: RunConfig) -> SelfPlayTrainer:
     if cfg.algorithm not in PRESETS:
         raise ValueError(f"unknown algorithm {cfg.algorithm!r}; choose one of {sorted(PRESETS)}")
     mode = mode_class(cfg.mode)
-    venv = SelfPlayVectorEnv.make(cfg.mode, num_envs=cfg.rollout.num_envs, **mode_options(cfg))
+    # under accelerate launch num_envs is the global batch: each rank plays its share
+    num_envs = distributed.local_share(cfg.rollout.num_envs)
+    venv = SelfPlayVectorEnv.make(cfg.mode, num_envs=num_envs, **mode_options(cfg))
     scripted = dict(mode.scripted_roles)
     for item in cfg.scripted:
         role, _, name = item.partition("=")
@@ -51,7 +54,7 @@ def build_trainer(cfg: RunConfig) -> SelfPlayTrainer:
         resolve_model(cfg.model.name),
         adapters=sorted(set(adapters.values())),
         lora=LoraSettings(r=cfg.model.lora_r, alpha=cfg.model.lora_alpha, dropout=cfg.model.lora_dropout),
-        device=cfg.model.device,
+        device=cfg.model.device or distributed.world().device,
         dtype=cfg.model.dtype,
         seed=cfg.train.seed,
     )

@@ -23,6 +23,7 @@ def train(argv: Sequence[str]) -> int:
     """``selfplay-gym train [--config run.yaml] [--resume] [flags]``: flags override the file."""
     import tyro
 
+    from selfplay_gym.algorithms.distributed import world
     from selfplay_gym.build import build_trainer
     from selfplay_gym.config import RunConfig, load_config
 
@@ -37,6 +38,8 @@ def train(argv: Sequence[str]) -> int:
     if known.resume:
         print(f"resuming at iteration {trainer.resume()}")
     history = trainer.train()
+    if not world().is_main:  # under accelerate launch rank 0 reports
+        return 0
     if history:
         last = {k: v for k, v in history[-1].items() if k.startswith(("reward/", "time/iteration"))}
         print(json.dumps(last, indent=1))

@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from selfplay_gym.agents.policy import LLMPolicy
+from selfplay_gym.algorithms import distributed
 from selfplay_gym.algorithms.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from selfplay_gym.algorithms.losses import AlgorithmConfig
 from selfplay_gym.algorithms.run_log import RunLog
@@ -73,6 +74,8 @@ class SelfPlayTrainer:
             )
             for adapter in sorted({adapter for adapter, _ in self.trainable.values()})
         }
+        for adapter in self.optimizers:  # data parallel: every rank starts from rank 0's adapters
+            distributed.broadcast_parameters(learner.adapter_parameters(adapter).values())
         self.start_iteration = 0
         self.history: list[dict] = []
 
@@ -88,8 +91,10 @@ class SelfPlayTrainer:
     # --- the loop ------------------------------------------------------------------------------
     def train(self) -> list[dict]:
         cfg = self.config
-        log = RunLog(self.output_dir, resume_after=self.start_iteration - 1 if self.start_iteration else None)
-        bar = tqdm(range(self.start_iteration, cfg.iterations), disable=not cfg.progress,
+        resume_after = self.start_iteration - 1 if self.start_iteration else None
+        log = distributed.on_main(lambda: RunLog(self.output_dir, resume_after=resume_after))
+        bar = tqdm(range(self.start_iteration, cfg.iterations),
+                   disable=not cfg.progress or not distributed.world().is_main,
                    desc="self-play", initial=self.start_iteration, total=cfg.iterations)
         if self.evaluate and cfg.eval_every and self.start_iteration == 0:
             log.metrics({"iteration": -1, **self.evaluate()})
@@ -107,16 +112,19 @@ class SelfPlayTrainer:
                 self._sync_generators({s.role for s in kept})
 
             row = {"iteration": iteration, "train_roles": sorted(roles), **timer.seconds()}
-            row |= rollout_metrics(rollout) | sample_metrics(samples, kept, roles) | update_stats
+            everyone = distributed.gather_rollout(rollout)  # all ranks' episodes, on rank 0
+            counts = distributed.sum_over_ranks(sample_metrics(samples, kept, roles))
+            row |= rollout_metrics(everyone) | counts | update_stats
             row["tokens/per_s"] = row["tokens/generated"] / max(row["time/rollout_s"], 1e-9)
             if self.evaluate and cfg.eval_every and (iteration + 1) % cfg.eval_every == 0:
                 row |= self.evaluate()
             log.metrics(row)
-            log.episodes(iteration, rollout.episodes, cfg.log_episodes)
+            log.episodes(iteration, everyone.episodes, cfg.log_episodes)
             self.history.append(row)
             bar.set_postfix({k.split("/")[1]: f"{v:+.2f}" for k, v in row.items() if k.endswith("/mean")})
             last = iteration == cfg.iterations - 1
-            if cfg.save_every and ((iteration + 1) % cfg.save_every == 0 or last):
+            due = cfg.save_every and ((iteration + 1) % cfg.save_every == 0 or last)
+            if due and distributed.world().is_main:  # rank 0 writes; the adapters are equal
                 save_checkpoint(self.output_dir, iteration, self.learner, self.optimizers,
                                 {"config": _jsonable(asdict(cfg))}, cfg.keep_checkpoints)
         log.close()
@@ -134,7 +142,7 @@ class SelfPlayTrainer:
 
     def _reseed(self, iteration: int) -> int:
         """Seed everything from (seed, iteration) so a resumed run repeats the uninterrupted one."""
-        seed = self.config.seed * 1_000_003 + iteration * 10_007
+        seed = distributed.rank_seed(self.config.seed * 1_000_003 + iteration * 10_007)
         random.seed(seed)
         np.random.seed(seed % 2**32)
         torch.manual_seed(seed)
@@ -148,8 +156,14 @@ class SelfPlayTrainer:
         by_adapter: dict[str, list[Sample]] = {}
         for sample in samples:
             by_adapter.setdefault(self.trainable[sample.role][0], []).append(sample)
+        for adapter in distributed.union(by_adapter):  # ranks without samples join the all-reduce
+            by_adapter.setdefault(adapter, [])
         generator = torch.Generator().manual_seed(self.config.seed * 7919 + iteration)
         for adapter, chosen in sorted(by_adapter.items()):
+            if not chosen:
+                update_adapter(self.learner, adapter, [], torch.zeros(0), None, self.optimizers[adapter],
+                               self.algorithm, self.config.update, 1.0, generator)
+                continue
             temperature = self.trainable[chosen[0].role][1]
             ref = None
             with timer("reference"):
@@ -173,7 +187,8 @@ class SelfPlayTrainer:
         engines = {id(p.backend): p.backend for p in self.policies.values() if isinstance(p, LLMPolicy)}
         for engine in engines.values():
             if engine is not self.learner and adapters and hasattr(engine, "sync_from"):
-                engine.sync_from(self.learner, adapters, self.output_dir / "live-adapters")
+                root = self.output_dir / "live-adapters" / distributed.rank_dir()
+                engine.sync_from(self.learner, adapters, root)
 
 
 def _trainable_roles(policies: Mapping[str, Policy]) -> dict[str, tuple[str, float]]:

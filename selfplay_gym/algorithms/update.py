@@ -12,6 +12,7 @@ from typing import Protocol
 
 import torch
 
+from selfplay_gym.algorithms import distributed
 from selfplay_gym.algorithms.losses import AlgorithmConfig, policy_loss
 from selfplay_gym.algorithms.samples import pad_right
 from selfplay_gym.types import Sample
@@ -58,10 +59,14 @@ def update_adapter(
     params = list(learner.adapter_parameters(adapter).values())
     totals: dict[str, float] = {}
     steps = 0
+    # data parallel: minibatch_size is global, split over the ranks, which all take as many
+    # steps as the rank with most samples needs (one process: size 1, nothing changes)
+    size = -(-config.minibatch_size // distributed.world().size)
+    per_epoch = distributed.max_over_ranks(-(-len(samples) // size))
     for _ in range(config.epochs):
         order = torch.randperm(len(samples), generator=generator).tolist()
-        for start in range(0, len(order), config.minibatch_size):
-            minibatch = order[start : start + config.minibatch_size]
+        for start in range(0, per_epoch * size, size):
+            minibatch = order[start : start + size]
             optimizer.zero_grad(set_to_none=True)
             for micro_start in range(0, len(minibatch), config.micro_batch_size):
                 micro = minibatch[micro_start : micro_start + config.micro_batch_size]
@@ -69,6 +74,7 @@ def update_adapter(
                                     algorithm, config, temperature, weight=len(micro) / len(minibatch))
                 for key, value in stats.items():
                     totals[key] = totals.get(key, 0.0) + value * len(micro) / len(minibatch)
+            distributed.average_gradients(params, len(minibatch))
             grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             totals["grad_norm"] = totals.get("grad_norm", 0.0) + float(grad_norm)
             optimizer.step()
