@@ -6,18 +6,23 @@ The one place that knows every layer, so that none of the layers has to know eac
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from selfplay_gym.agents.adapters import LoraSettings
 from selfplay_gym.agents.hf import HFBackend
 from selfplay_gym.agents.policy import LLMPolicy, RoleConfig, SamplingConfig
 from selfplay_gym.agents.scripted import scripted_policy
 from selfplay_gym.algorithms import distributed
+from selfplay_gym.algorithms.checkpoint import latest_checkpoint
 from selfplay_gym.algorithms.losses import PRESETS
+from selfplay_gym.algorithms.replay import StaggeredReplay
 from selfplay_gym.algorithms.schedules import schedule_from_name
 from selfplay_gym.algorithms.trainer import SelfPlayTrainer
 from selfplay_gym.config import RunConfig
 from selfplay_gym.envs.registry import mode_class
 from selfplay_gym.envs.vector import SelfPlayVectorEnv
+from selfplay_gym.plots import read_jsonl
+from selfplay_gym.types import Episode
 
 
 def resolve_model(name: str) -> str:
@@ -35,36 +40,114 @@ def mode_options(cfg: RunConfig) -> dict:
     return {"num_solvers": cfg.rollout.num_solvers} if "num_solvers" in fields else {}
 
 
-def build_trainer(cfg: RunConfig) -> SelfPlayTrainer:
+def with_recipe(cfg: RunConfig) -> RunConfig:
+    """Fill what the config leaves empty (train_roles, schedule, algorithm) from the mode's
+    published recipe; a multi-stage recipe's stages are chosen in ``train_from_config``."""
+    recipe = mode_class(cfg.mode).recipe
+    cfg = dataclasses.replace(
+        cfg,
+        train_roles=cfg.train_roles or recipe.stages[0],
+        schedule=cfg.schedule or recipe.schedule,
+        algorithm=cfg.algorithm or recipe.algorithm,
+    )
     if cfg.algorithm not in PRESETS:
         raise ValueError(f"unknown algorithm {cfg.algorithm!r}; choose one of {sorted(PRESETS)}")
+    return cfg
+
+
+def build_backend(cfg: RunConfig) -> HFBackend:
+    """One base model with one LoRA adapter per adapter name the mode's LLM roles use."""
+    return HFBackend(
+        resolve_model(cfg.model.name),
+        adapters=sorted(set(role_adapters(cfg).values())),
+        lora=LoraSettings(r=cfg.model.lora_r, alpha=cfg.model.lora_alpha, dropout=cfg.model.lora_dropout),
+        device=cfg.model.device or distributed.world().device,
+        dtype=cfg.model.dtype,
+        seed=cfg.train.seed,
+    )
+
+
+def role_adapters(cfg: RunConfig) -> dict[str, str]:
+    """LLM role -> adapter: the recipe's map, else one per role ("policy" for single-policy modes)."""
+    mode, scripted = mode_class(cfg.mode), scripted_roles(cfg)
+    default = {r: "policy" if mode.single_policy else r for r in mode.roles}
+    return {r: (default | mode.recipe.adapters)[r] for r in mode.roles if r not in scripted}
+
+
+def scripted_roles(cfg: RunConfig) -> dict[str, str]:
     mode = mode_class(cfg.mode)
-    # under accelerate launch num_envs is the global batch: each rank plays its share
-    num_envs = distributed.local_share(cfg.rollout.num_envs)
-    venv = SelfPlayVectorEnv.make(cfg.mode, num_envs=num_envs, **mode_options(cfg))
     scripted = dict(mode.scripted_roles)
     for item in cfg.scripted:
         role, _, name = item.partition("=")
         if role not in mode.roles or not name:
             raise ValueError(f"--scripted {item!r}: write role=agent with a role of {list(mode.roles)}")
         scripted[role] = name
-    llm_roles = [r for r in mode.roles if r not in scripted]
-    adapters = {r: "policy" if mode.single_policy else r for r in llm_roles}
-    backend = HFBackend(
-        resolve_model(cfg.model.name),
-        adapters=sorted(set(adapters.values())),
-        lora=LoraSettings(r=cfg.model.lora_r, alpha=cfg.model.lora_alpha, dropout=cfg.model.lora_dropout),
-        device=cfg.model.device or distributed.world().device,
-        dtype=cfg.model.dtype,
-        seed=cfg.train.seed,
-    )
+    return scripted
+
+
+def build_trainer(
+    cfg: RunConfig, backend: HFBackend | None = None, env_options: dict | None = None
+) -> SelfPlayTrainer:
+    """A trainer for one stage: ``env_options`` (a later stage's) go to the mode's envs, and a
+    given ``backend`` (the earlier stage's, adapters and all) is reused."""
+    cfg = with_recipe(cfg)
+    # under accelerate launch num_envs is the global batch: each rank plays its share
+    num_envs = distributed.local_share(cfg.rollout.num_envs)
+    options = mode_options(cfg) | (env_options or {})
+    mode = mode_class(cfg.mode).from_options(**options)
+    # one task source for all envs, so that consecutive resets can form groups (DARC)
+    venv = SelfPlayVectorEnv.make(cfg.mode, num_envs=num_envs, task=mode.default_task(), **options)
+    backend = backend or build_backend(cfg)
     sampling = SamplingConfig(cfg.rollout.temperature, cfg.rollout.top_p, 0, cfg.rollout.max_new_tokens)
-    llm = LLMPolicy(backend, {r: RoleConfig(adapters[r], sampling) for r in llm_roles})
-    policies = llm.roles_map() | {r: scripted_policy(n, venv.envs[0].task) for r, n in scripted.items()}
+    llm = LLMPolicy(backend, {r: RoleConfig(a, sampling) for r, a in role_adapters(cfg).items()})
+    scripted = {r: scripted_policy(n, venv.envs[0].task) for r, n in scripted_roles(cfg).items()}
     algorithm = PRESETS[cfg.algorithm]
     if cfg.kl_coef is not None:
         algorithm = dataclasses.replace(algorithm, kl_coef=cfg.kl_coef)
     if algorithm.aggregate == "constant" and algorithm.max_tokens is None:
         algorithm = dataclasses.replace(algorithm, max_tokens=cfg.rollout.max_new_tokens)
     schedule = schedule_from_name(cfg.schedule, cfg.train_roles, phase_iterations=cfg.phase_iterations)
-    return SelfPlayTrainer(venv, policies, backend, algorithm, schedule, cfg.train)
+    selector = None
+    if cfg.schedule == "staggered":
+        selector = StaggeredReplay(lagging=tuple(cfg.train_roles[1:]), seed=cfg.train.seed)
+    return SelfPlayTrainer(venv, llm.roles_map() | scripted, backend, algorithm, schedule,
+                           cfg.train, selector=selector)
+
+
+def train_from_config(
+    cfg: RunConfig, resume: bool = False, backend: HFBackend | None = None
+) -> list[dict]:
+    """Run the mode's recipe: one trainer, or one per stage (DARC: Questioner, then Solver on
+    the curriculum the first stage's episodes make), all on one base model.
+
+    Stage k writes to ``output_dir/stage{k}``; ``resume`` continues every stage that has a
+    checkpoint and skips the stages that finished. A given ``backend`` (from
+    ``build_backend(cfg)``) is trained in place, e.g. to evaluate it afterwards.
+    """
+    stages = mode_class(cfg.mode).recipe.stages
+    if cfg.train_roles or len(stages) == 1:
+        trainer = build_trainer(cfg, backend)
+        if resume:
+            print(f"resuming at iteration {trainer.resume()}")
+        return trainer.train()
+    if len(stages) != 2:
+        raise NotImplementedError(f"recipes of {len(stages)} stages; two are supported")
+    total = cfg.train.iterations
+    first = cfg.stage_iterations or max(1, total // 2)
+    if total < 2 or not 1 <= first < total:
+        raise ValueError(f"a {len(stages)}-stage recipe needs train.iterations >= 2 and "
+                         f"1 <= stage_iterations < iterations; got {total} and {first}")
+    root, history, trainer, options = Path(cfg.train.output_dir), [], None, None
+    for k, (roles, iterations) in enumerate(zip(stages, (first, total - first), strict=True), start=1):
+        stage_cfg = dataclasses.replace(
+            cfg, train_roles=roles,
+            train=dataclasses.replace(cfg.train, iterations=iterations, output_dir=str(root / f"stage{k}")))
+        if trainer is not None:  # the next stage starts from the last one's episodes
+            rows = read_jsonl(root / f"stage{k - 1}" / "episodes.jsonl")
+            episodes = [Episode.from_dict({k: v for k, v in r.items() if k != "iteration"}) for r in rows]
+            options = trainer.venv.mode.next_stage_options(episodes)
+        trainer = build_trainer(stage_cfg, trainer.learner if trainer else backend, options)
+        if resume and latest_checkpoint(stage_cfg.train.output_dir):
+            trainer.resume()
+        history += [{"stage": k, **row} for row in trainer.train()]
+    return history

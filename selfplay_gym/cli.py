@@ -24,7 +24,7 @@ def train(argv: Sequence[str]) -> int:
     import tyro
 
     from selfplay_gym.algorithms.distributed import world
-    from selfplay_gym.build import build_trainer
+    from selfplay_gym.build import train_from_config
     from selfplay_gym.config import RunConfig, load_config
 
     pre = argparse.ArgumentParser(add_help=False)
@@ -34,10 +34,7 @@ def train(argv: Sequence[str]) -> int:
     default = load_config(known.config) if known.config else RunConfig()
     cfg = tyro.cli(RunConfig, args=rest, default=default, prog="selfplay-gym train",
                    description="Train self-play roles (also: --config FILE, --resume).")
-    trainer = build_trainer(cfg)
-    if known.resume:
-        print(f"resuming at iteration {trainer.resume()}")
-    history = trainer.train()
+    history = train_from_config(cfg, resume=known.resume)
     if not world().is_main:  # under accelerate launch rank 0 reports
         return 0
     if history:

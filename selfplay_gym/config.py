@@ -46,16 +46,20 @@ class RolloutConfig:
 @dataclass
 class RunConfig:
     mode: str = "rzero"
-    train_roles: tuple[str, ...] = ("questioner", "solver")
-    """Roles whose adapters learn; the others are frozen or scripted."""
-    schedule: str = "alternating"
-    """"joint" (all train_roles every iteration) or "alternating" (one role per phase, in order)."""
+    train_roles: tuple[str, ...] = ()
+    """Roles whose adapters learn; the others are frozen or scripted. Empty: the mode's recipe."""
+    schedule: str = ""
+    """"joint", "alternating" (one role per phase, in order) or "staggered" (AERO's: the first
+    role leads, the others' data lags one iteration, plus replay). Empty: the mode's recipe."""
     phase_iterations: int = 1
     """Iterations per phase of the alternating schedule."""
+    stage_iterations: int = 0
+    """Iterations of the first stage of a two-stage recipe (DARC); 0: half of train.iterations."""
     scripted: tuple[str, ...] = ()
     """Override who plays a role, as role=agent: "judge=reference" (majority, reference, random)."""
-    algorithm: str = "rzero"
-    """A key of algorithms.losses.PRESETS: grpo, dr_grpo, dapo, rloo, reinforce_pp, rzero, darc."""
+    algorithm: str = ""
+    """A key of algorithms.losses.PRESETS: grpo, dr_grpo, dapo, rloo, reinforce_pp, rzero, darc,
+    kto. Empty: the mode's recipe."""
     kl_coef: float | None = None
     """Override the preset's KL coefficient."""
     model: ModelConfig = field(default_factory=ModelConfig)

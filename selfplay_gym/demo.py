@@ -42,7 +42,8 @@ class DemoConfig:
     """Solver iterations per cycle (on the Challenger's filtered questions)."""
     num_envs: int = 64
     num_solvers: int = 8
-    max_new_tokens: int = 24
+    max_new_tokens: int = 40
+    """Room for a worked solution of two or three steps and its boxed answer."""
     learning_rate: float = 5e-4
     """2e-3 collapsed the Solver to near-constant answers within 50 iterations (greedy 70% -> 39%)."""
     kl_coef: float = 0.05

@@ -103,14 +103,20 @@ class NoisySolver:
     """Answers with ``reference(question)`` with probability ``accuracy``, else off by 1..3.
 
     A solver of known competence, so that self-consistency and rewards vary in examples and
-    tests. ``reference`` maps a question to its true answer (``selfplay_gym.envs.tasks.solve``).
+    tests. ``reference`` maps a question to its true answer (``selfplay_gym.envs.tasks.solve``);
+    ``explain(question, answer, rng)``, if given, writes the whole solution text ending in
+    ``\\boxed{answer}`` (e.g. ``selfplay_gym.envs.tasks.worked_solution``).
     """
 
-    def __init__(self, reference: Callable[[str], str | None], accuracy: float = 0.6, seed: int = 0):
+    def __init__(
+        self, reference: Callable[[str], str | None], accuracy: float = 0.6, seed: int = 0,
+        explain: Callable[[str, str, np.random.Generator], str] | None = None,
+    ):
         if not 0.0 <= accuracy <= 1.0:
             raise ValueError(f"accuracy must be in [0, 1], got {accuracy}")
         self.reference = reference
         self.accuracy = accuracy
+        self.explain = explain
         self.rng = np.random.default_rng(seed)
 
     def reseed(self, seed: int) -> None:
@@ -119,10 +125,14 @@ class NoisySolver:
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         out = []
         for request in requests:
-            truth = self.reference(str(request.info.get("question") or ""))
+            question = str(request.info.get("question") or "")
+            truth = self.reference(question)
             if truth is not None and self.rng.random() >= self.accuracy:
                 truth = _perturb(truth, int(self.rng.choice([-3, -2, -1, 1, 2, 3])))
-            out.append(_boxed(truth, "I do not know."))
+            if truth is not None and self.explain is not None:
+                out.append(Completion(self.explain(question, truth, self.rng), finish_reason="scripted"))
+            else:
+                out.append(_boxed(truth, "I do not know."))
         return out
 
 
@@ -171,10 +181,17 @@ class ReferenceJudge:
 
 
 def scripted_policy(name: str, task: Any = None) -> Any:
-    """A scripted agent by name, for configs and the CLI: majority, reference or random.
+    """A scripted agent by name, for configs and the CLI: majority, reference, random or dataset.
 
-    ``reference`` needs a task with ``answer(question)`` (ArithmeticTask has one).
+    ``reference`` needs a task with ``answer(question)`` (ArithmeticTask has one); ``dataset``
+    (a questioner) a task with ``problems(n, seed)`` and ``held_out()``, whose questions it
+    never asks.
     """
+    if name == "dataset":
+        if not callable(getattr(task, "problems", None)):
+            raise ValueError(f"a dataset questioner needs a task with problems(n, seed); {task!r} has none")
+        held_out = {p.question for p in task.held_out()}
+        return DatasetQuestioner([p for p in task.problems(4000, seed=7) if p.question not in held_out])
     if name == "majority":
         return MajorityJudge()
     if name == "random":
@@ -183,4 +200,4 @@ def scripted_policy(name: str, task: Any = None) -> Any:
         if not callable(getattr(task, "answer", None)):
             raise ValueError(f"a reference judge needs a task with answer(question); {task!r} has none")
         return ReferenceJudge(task.answer)
-    raise ValueError(f"unknown scripted agent {name!r}; choose majority, reference or random")
+    raise ValueError(f"unknown scripted agent {name!r}; choose majority, reference, random or dataset")

@@ -33,19 +33,16 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
-from selfplay_gym.agents.scripted import (
-    QUESTION_TEMPLATE,
-    DatasetQuestioner,
-    MajorityJudge,
-    NoisySolver,
-)
+from selfplay_gym.agents.experts import mode_experts
+from selfplay_gym.agents.scripted import QUESTION_TEMPLATE
+from selfplay_gym.envs.curriculum import CurriculumTask, build_curriculum
 from selfplay_gym.envs.env import SelfPlayReasoningEnv
 from selfplay_gym.envs.tasks import ArithmeticTask, Problem, solve
 from selfplay_gym.envs.vector import SelfPlayVectorEnv
 from selfplay_gym.envs.verify import extract_answer
 from selfplay_gym.types import Completion, Messages, Policy, Request
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 3
 """Bump when the build changes in a way the config does not show; it is part of the cache key."""
 
 PAD, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
@@ -65,8 +62,9 @@ class TinyModelConfig:
 
     seed: int = 0
     """Seeds the data, the initial weights and the batch order: one seed, one model."""
-    vocab_size: int = 1024
-    """BPE vocabulary cap; training stops earlier once every prompt phrase is one token."""
+    vocab_size: int = 4096
+    """BPE vocabulary cap; training stops earlier once every prompt phrase is one token
+    (about 2,800 tokens for the four modes' prompts: their long fixed texts cost a few tokens)."""
     hidden_size: int = 128
     num_layers: int = 2
     """Two layers with eight heads learnt faster per step and per second than four with four."""
@@ -80,6 +78,10 @@ class TinyModelConfig:
     """Arithmetic levels the warm start demonstrates (1: two-digit + and -)."""
     num_episodes: int = 15_000
     """R-Zero episodes the scripted experts play; about one solver example each."""
+    modes: tuple[str, ...] = ("rzero", "aero", "darc", "alive")
+    """Modes whose formats the model learns from expert episodes (R-Zero's carry the skill)."""
+    other_mode_share: float = 0.05
+    """Episodes of each mode other than R-Zero, as a share of ``num_episodes``."""
     num_solvers: int = 4
     """Solvers per demonstration episode: how many answers the judge learns to read."""
     solver_accuracy: float = 0.7
@@ -168,44 +170,70 @@ def training_problems(
     return problems[:n]
 
 
+SOLVING_ROLES = frozenset({"solver", "student", "teacher", "refiner", "reviser"})
+
+
 def role_demonstrations(
     config: TinyModelConfig, exclude: Collection[str] = (), progress: bool = False
 ) -> list[tuple[str, Messages, str]]:
-    """(role, prompt, target) from R-Zero episodes that scripted experts play through the env.
+    """(role, prompt, target) from episodes that scripted experts (``agents.experts``) play
+    through each mode's env.
 
-    Every distinct correct solver answer is kept (wrong ones only shape what the judge sees);
-    an episode's questioner and judge turns are kept with chance ``format_share``: enough to
-    learn their formats while the solver examples, which carry the competence, dominate.
+    Solving turns are kept when right, once per distinct text (wrong ones only shape what the
+    checking roles see): right means the exact value of an arithmetic question, else a reward
+    above 0.5 (the experts' checkers are always right, so there the reward is the truth). Other
+    turns are kept with chance ``format_share`` in R-Zero, always in the other modes: enough to
+    learn their formats while R-Zero's solver examples, which carry the competence, dominate.
     """
-    n, seed = config.num_episodes, config.seed
-    log: list[tuple[Request, str]] = []
-    recorders = {
-        "questioner": DatasetQuestioner(
-            training_problems(n, seed, config.levels, exclude), seed=seed
-        ),
-        "solver": NoisySolver(solve, accuracy=config.solver_accuracy, seed=seed),
-        "judge": MajorityJudge(),
-    }
-    recorders = {role: _Recorder(policy, log) for role, policy in recorders.items()}
-    venvs: dict[int, SelfPlayVectorEnv] = {}  # reused: building an env costs more than an episode
-    for start in tqdm(range(0, n, 64), desc="demonstrations", disable=not progress):
-        size = min(64, n - start)
-        if size not in venvs:
-            venvs[size] = SelfPlayVectorEnv.make(
-                "rzero", size, num_solvers=config.num_solvers, task=ArithmeticTask(config.levels)
-            )
-        venvs[size].rollout(recorders, seed=seed + start)
-    rng, seen, demos = np.random.default_rng(seed), set(), []
-    for request, text in log:
-        if request.role == "solver":
-            key = (request.info["episode_id"], text)
-            if key in seen or extract_answer(text) != solve(request.info["question"]):
+    log: list[tuple[str, Request, str]] = []
+    rewards: dict[tuple[str, str], float] = {}
+    for mode in config.modes:
+        mode_log: list[tuple[Request, str]] = []
+        n = config.num_episodes if mode == "rzero" else round(config.num_episodes * config.other_mode_share)
+        problems = training_problems(n, config.seed + len(rewards), config.levels, exclude)
+        stages = (1, 2) if mode == "darc" else (1,)
+        options: dict[str, Any] = {}
+        for stage in stages:
+            experts = mode_experts(mode, problems=problems, accuracy=config.solver_accuracy,
+                                   seed=config.seed, stage=stage)
+            recorders = {role: _Recorder(policy, mode_log) for role, policy in experts.items()}
+            episodes = _play(mode, n, config, recorders, options, progress)
+            rewards |= {(e.episode_id, a): r for e in episodes for a, r in e.rewards.items()}
+            if mode == "darc" and stage == 1:
+                options = {"stage": 2, "curriculum": CurriculumTask(build_curriculum(episodes))}
+        log += [(mode, request, text) for request, text in mode_log]
+    rng, seen, demos = np.random.default_rng(config.seed), set(), []
+    for mode, request, text in log:
+        mode_share = config.format_share if mode == "rzero" else 1.0
+        if request.role in SOLVING_ROLES:
+            key = (request.info["episode_id"], request.role, text)
+            truth = solve(request.info.get("question"))
+            right = (extract_answer(text) == truth if truth is not None
+                     else rewards.get((request.info["episode_id"], request.agent), 0.0) > 0.5)
+            if key in seen or not (right or request.role == "teacher"):
                 continue
             seen.add(key)
-        elif rng.random() >= config.format_share:
+        elif rng.random() >= mode_share:
             continue
         demos.append((request.role, request.messages, text))
     return demos
+
+
+def _play(mode, n, config, recorders, options, progress) -> list:
+    """``n`` episodes of ``mode`` in batches of 64, envs reused (building one costs more than an
+    episode); the episodes, finished."""
+    venvs: dict[int, SelfPlayVectorEnv] = {}
+    episodes = []
+    size_options = {"num_solvers": config.num_solvers} | (
+        {"num_samples": config.num_solvers} if mode == "darc" else {})
+    task = ArithmeticTask(config.levels) if mode in ("rzero", "aero") else None
+    for start in tqdm(range(0, n, 64), desc=f"{mode} demonstrations", disable=not progress):
+        size = min(64, n - start)
+        if size not in venvs:
+            extra = {"task": task} if task is not None else {}
+            venvs[size] = SelfPlayVectorEnv.make(mode, size, **size_options, **options, **extra)
+        episodes += venvs[size].rollout(recorders, seed=config.seed + start).episodes
+    return episodes
 
 
 def warm_start_examples(
@@ -313,7 +341,7 @@ def greedy_solver_accuracy(
     was_training = model.training
     model.eval()
     prompts = solver_prompts(p.question for p in problems)
-    texts = generate_texts(model, tokenizer, prompts, batch_size=batch_size)
+    texts = generate_texts(model, tokenizer, prompts, batch_size=batch_size, max_new_tokens=48)
     model.train(was_training)
     hits = [extract_answer(t) == p.answer for t, p in zip(texts, problems, strict=True)]
     return sum(hits) / len(problems)

@@ -194,8 +194,13 @@ class AlgorithmConfig:
     """Drop zero-variance groups before the update (DAPO; ``advantages.zero_variance_groups``)."""
     max_tokens: int | None = None
     """The generation budget; the "constant" aggregation divides by B * max_tokens."""
+    loss: str = "policy_gradient"
+    """"policy_gradient" (``policy_loss``) or "kto" (``kto_loss`` on reward-sign labels:
+    reward > 0 desirable, < 0 undesirable, 0 no example; the advantage axis is then unused)."""
+    kto_beta: float = 0.1
 
     def __post_init__(self) -> None:
+        _choose("loss", self.loss, ["policy_gradient", "kto"])
         _choose("advantage", self.advantage, [*ADVANTAGES, "reinforce_pp"])
         _choose("aggregate", self.aggregate, list(AGGREGATIONS))
         _choose("kl_estimator", self.kl_estimator, list(KL_ESTIMATORS))
@@ -238,6 +243,9 @@ PRESETS: dict[str, AlgorithmConfig] = {
     ),
     # DARC arXiv 2601.13761 solver: GRPO without std, KL 0; clips are R-Zero's EasyR1 defaults.
     "darc": AlgorithmConfig("dr_grpo", "token_mean", clip_high=0.3, dual_clip=3.0, kl_coef=0.0),
+    # AERO (arXiv 2602.03084, code: LLaMA-Factory stage kto): KTO on its desirable/undesirable
+    # labels, β = 0.1 (LLaMA-Factory's default; AERO's own KTO yaml is not published).
+    "kto": AlgorithmConfig(loss="kto", kto_beta=0.1),
 }
 """Named configs; clip_low is 0.2 (the default) in all of them."""
 

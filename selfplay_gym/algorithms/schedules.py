@@ -69,7 +69,7 @@ class Staggered:
     """``leading`` roles train from the start; ``lagging`` roles join ``lag`` iterations later.
 
     The role-timing half of AERO's Staggered Training Strategy; the one-round data lag and the
-    replay pool belong to the AERO mode's sample buffer.
+    replay pool are ``algorithms.replay.StaggeredReplay`` (the build step pairs the two).
     """
 
     leading: tuple[str, ...]
@@ -89,10 +89,13 @@ def rzero_schedule(questioner_steps: int = 5, solver_steps: int = 15) -> Alterna
 
 
 def schedule_from_name(name: str, train_roles: Sequence[str], **kwargs: int) -> Schedule:
-    """The CLI's view: "joint" or "alternating" over ``train_roles`` (in order)."""
+    """The CLI's view over ``train_roles`` (in order): "joint", "alternating", or "staggered"
+    (the first role leads, the others join one iteration later, as in AERO)."""
     if name == "joint":
         return Joint(tuple(train_roles))
     if name == "alternating":
         steps = kwargs.get("phase_iterations", 1)
         return Alternating(tuple(((role,), steps) for role in train_roles))
-    raise ValueError(f"unknown schedule {name!r}; choose 'joint' or 'alternating'")
+    if name == "staggered":
+        return Staggered(tuple(train_roles[:1]), tuple(train_roles[1:]), lag=1)
+    raise ValueError(f"unknown schedule {name!r}; choose 'joint', 'alternating' or 'staggered'")

@@ -22,6 +22,7 @@ from selfplay_gym.agents.policy import LLMPolicy
 from selfplay_gym.algorithms import distributed
 from selfplay_gym.algorithms.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from selfplay_gym.algorithms.losses import AlgorithmConfig
+from selfplay_gym.algorithms.replay import SampleSelector
 from selfplay_gym.algorithms.run_log import RunLog
 from selfplay_gym.algorithms.samples import collect_samples, compute_advantages, drop_zero_variance
 from selfplay_gym.algorithms.schedules import Schedule
@@ -60,11 +61,14 @@ class SelfPlayTrainer:
         schedule: Schedule,
         config: TrainConfig | None = None,
         evaluate: Callable[[], dict[str, float]] | None = None,
+        selector: SampleSelector | None = None,
     ):
         self.venv, self.policies, self.learner = venv, dict(policies), learner
         self.algorithm, self.schedule = algorithm, schedule
         self.config = config or TrainConfig()
         self.evaluate = evaluate
+        self.selector = selector
+        """Chooses what each iteration trains on (AERO's staggered replay); None: the fresh samples."""
         self.output_dir = Path(self.config.output_dir)
         self.trainable = _trainable_roles(self.policies)  # role -> (adapter, temperature)
         self.optimizers = {
@@ -86,6 +90,8 @@ class SelfPlayTrainer:
             raise FileNotFoundError(f"no checkpoint under {self.output_dir / 'checkpoints'} to resume from")
         state = load_checkpoint(checkpoint, self.learner, self.optimizers)
         self.start_iteration = state["iteration"] + 1
+        if self.selector is not None:
+            self.selector.load_state_dict(state.get("selector", {}))
         return self.start_iteration
 
     # --- the loop ------------------------------------------------------------------------------
@@ -105,7 +111,13 @@ class SelfPlayTrainer:
 
             with timer("rollout"):
                 rollout = self.venv.rollout(self.policies, seed=seed)
-            samples = collect_samples(rollout, roles, self.venv.mode.keep_for_training)
+            if self.selector is None:
+                samples = collect_samples(rollout, roles, self.venv.mode.keep_for_training)
+            else:  # it sees every trainable role's samples, so it can hold some for later
+                fresh = collect_samples(rollout, set(self.trainable), self.venv.mode.keep_for_training)
+                samples = [s for s in self.selector.select(iteration, fresh) if s.role in roles]
+            if self.algorithm.loss == "kto":  # a zero reward is no KTO example
+                samples = [s for s in samples if s.reward != 0]
             kept = drop_zero_variance(samples) if self.algorithm.dynamic_sampling else samples
             update_stats = self._update(kept, iteration, timer)
             with timer("sync"):
@@ -126,11 +138,17 @@ class SelfPlayTrainer:
             due = cfg.save_every and ((iteration + 1) % cfg.save_every == 0 or last)
             if due and distributed.world().is_main:  # rank 0 writes; the adapters are equal
                 save_checkpoint(self.output_dir, iteration, self.learner, self.optimizers,
-                                {"config": _jsonable(asdict(cfg))}, cfg.keep_checkpoints)
+                                self._state(), cfg.keep_checkpoints)
         log.close()
         return self.history
 
     # --- the steps -----------------------------------------------------------------------------
+    def _state(self) -> dict:
+        state = {"config": _jsonable(asdict(self.config))}
+        if self.selector is not None:
+            state["selector"] = self.selector.state_dict()
+        return state
+
     def _check_roles(self, roles: frozenset[str]) -> frozenset[str]:
         untrainable = sorted(roles - set(self.trainable))
         if untrainable:
@@ -167,12 +185,15 @@ class SelfPlayTrainer:
             temperature = self.trainable[chosen[0].role][1]
             ref = None
             with timer("reference"):
-                if self.algorithm.kl_coef > 0:
+                if self.algorithm.kl_coef > 0 or self.algorithm.loss == "kto":
                     ref = self.learner.reference_logprobs(
                         [s.prompt_ids for s in chosen], [s.completion_ids for s in chosen],
                         temperature=temperature,
                     )
-            advantages = compute_advantages(chosen, self.algorithm, ref)
+            if self.algorithm.loss == "kto":  # KTO's labels: the reward's sign
+                advantages = torch.tensor([s.reward for s in chosen])
+            else:
+                advantages = compute_advantages(chosen, self.algorithm, ref)
             with timer("update"):
                 result = update_adapter(self.learner, adapter, chosen, advantages, ref,
                                         self.optimizers[adapter], self.algorithm, self.config.update,

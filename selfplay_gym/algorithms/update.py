@@ -13,7 +13,7 @@ from typing import Protocol
 import torch
 
 from selfplay_gym.algorithms import distributed
-from selfplay_gym.algorithms.losses import AlgorithmConfig, policy_loss
+from selfplay_gym.algorithms.losses import AlgorithmConfig, kto_loss, policy_loss
 from selfplay_gym.algorithms.samples import pad_right
 from selfplay_gym.types import Sample
 
@@ -97,6 +97,22 @@ def _micro_step(learner, adapter, samples, micro, advantages, ref_logprobs, algo
     adv = advantages[micro].to(logp.device)  # [b] or [b, T']
     if adv.dim() == 2:
         adv = torch.nn.functional.pad(adv, (0, width - adv.shape[1]))[:, :width]  # [b, T]
-    out = policy_loss(logp, old, ref, adv, mask.float(), algorithm, entropy)
+    if algorithm.loss == "kto":
+        out = _kto(logp, ref, adv, mask.float(), algorithm)
+    else:
+        out = policy_loss(logp, old, ref, adv, mask.float(), algorithm, entropy)
     (out["loss"] * weight).backward()
     return {k: float(v) for k, v in out.items() if k != "loss"}
+
+
+def _kto(logp, ref, labels, mask, algorithm) -> dict[str, torch.Tensor | float]:
+    """KTO on a micro-batch: r_i = sum_t (logp - ref) per completion; z = the micro-batch mean
+    of r_i (KTO's reference point, detached; TRL estimates it on mismatched prompt/completion
+    pairs, which costs a second forward pass); desirable iff the label (reward) is > 0."""
+    if ref is None:
+        raise ValueError("the KTO loss needs reference log-probs; the trainer computes them")
+    logratio = ((logp - ref) * mask).sum(dim=1)  # [b]
+    out = kto_loss(logratio, logratio.mean().detach(), labels > 0, beta=algorithm.kto_beta)
+    desirable = (labels > 0).float()  # [b]
+    return {"loss": out["loss"], "kto_reward_desirable": float((out["rewards"] * desirable).sum()
+            / desirable.sum().clamp_min(1)), "kto_logratio": float(logratio.mean())}

@@ -42,6 +42,24 @@ def prompt_hash(role: str, messages: Messages) -> str:
     return hashlib.sha1(payload.encode()).hexdigest()[:12]
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """How the published method trains, in names the build step resolves (so that envs import
+    nothing from the layers above): which roles learn, on which schedule, with which loss.
+
+    ``stages`` lists the roles each stage trains; stage k > 1 plays the env built with
+    ``Mode.next_stage_options(episodes of stage k-1)`` (DARC's curriculum). ``schedule`` is a
+    name of ``algorithms.schedules.schedule_from_name`` and ``algorithm`` a key of
+    ``algorithms.losses.PRESETS``. ``adapters`` maps roles to LoRA adapters where the default
+    (one adapter per role, or one "policy" adapter for a ``single_policy`` mode) is not it.
+    """
+
+    stages: tuple[tuple[str, ...], ...]
+    schedule: str = "joint"
+    algorithm: str = "grpo"
+    adapters: dict[str, str] = field(default_factory=dict)
+
+
 class Mode(ABC):
     """Base class of a self-play method. Subclasses set the class attributes below.
 
@@ -57,6 +75,8 @@ class Mode(ABC):
     """Roles the published method plays by rule, not by the LLM: role -> scripted agent name."""
     single_policy: ClassVar[bool] = False
     """True when one policy (one adapter) plays every LLM role, as in AERO and ALIVE."""
+    recipe: ClassVar[Recipe]
+    """The published training recipe: what ``selfplay-gym train --mode NAME`` runs by default."""
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()
@@ -73,6 +93,10 @@ class Mode(ABC):
                 f"max_action_chars)"
             )
         return cls(cls.Config(**options))
+
+    def next_stage_options(self, episodes: Sequence[Episode]) -> dict[str, Any]:
+        """Env options of the next stage, from this stage's episodes (multi-stage recipes)."""
+        raise NotImplementedError(f"mode {self.name!r} trains in one stage")
 
     def default_task(self) -> Any:
         """The task source used when the env is given none: the embedded arithmetic domain."""

@@ -180,3 +180,28 @@ def test_sample_returns_a_task_item_with_reference_and_difficulty() -> None:
     assert task.sample(np.random.default_rng(0)) == item
     assert json.loads(json.dumps(item.to_dict())) == item.to_dict()
     assert item.to_dict()["reference"] == item.reference
+
+
+def test_worked_solutions_take_every_path_and_every_step_is_right() -> None:
+    from selfplay_gym.envs.tasks import worked_solution
+
+    rng = np.random.default_rng(0)
+    paths = set()
+    for problem in ArithmeticTask(levels=(1,)).problems(60, seed=3):
+        text = worked_solution(problem.question, problem.answer, rng)
+        steps, boxed = text.rsplit(". ", 1)
+        assert boxed == f"\\boxed{{{problem.answer}}}"
+        for step in steps.split(", "):
+            left, right = step.split("=")
+            assert solve(left) == right, step
+        paths.add(len(steps.split(", ")))
+    assert paths == {1, 2, 3}  # one step (a round number), two (split off tens) or three
+    assert worked_solution("47+38", "85", np.random.default_rng(1)).endswith("=85. \\boxed{85}")
+
+
+def test_a_wrong_worked_solution_states_the_wrong_answer_last() -> None:
+    from selfplay_gym.envs.tasks import worked_solution
+
+    text = worked_solution("47+38", "86", np.random.default_rng(0))
+    assert text.endswith("=86. \\boxed{86}")
+    assert worked_solution("(2+3)*4", "20", np.random.default_rng(0)) == "(2+3)*4=20. \\boxed{20}"

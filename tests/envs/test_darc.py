@@ -540,3 +540,19 @@ def test_hostile_text_never_breaks_an_episode():
         assert all(math.isfinite(r) for r in env.episode.rewards.values())
         assert not any((t.error or "").startswith("parser error") for t in env.episode.turns)
         env.episode.to_json()
+
+
+def test_next_stage_options_carry_stage_one_questions_into_a_curriculum():
+    from selfplay_gym.agents.experts import mode_experts
+    from selfplay_gym.envs.tasks import ArithmeticTask
+    from selfplay_gym.envs.vector import SelfPlayVectorEnv
+
+    experts = mode_experts("darc", problems=ArithmeticTask(levels=(1,)).problems(20, seed=0))
+    venv = SelfPlayVectorEnv.make("darc", 6, num_solvers=2, num_samples=2)
+    episodes = venv.rollout(experts, seed=0).episodes
+    options = venv.mode.next_stage_options(episodes)
+    assert options["stage"] == 2
+    assert [item.question for item in options["curriculum"].items] == \
+        [item.question for item in build_curriculum(episodes)]
+    with pytest.raises(ValueError, match="no parsable question"):
+        venv.mode.next_stage_options([])

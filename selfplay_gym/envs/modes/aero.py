@@ -58,7 +58,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from selfplay_gym.envs.mode import Mode, Parsed, RewardFn, role_of
+from selfplay_gym.envs.mode import Mode, Parsed, Recipe, RewardFn, role_of
 from selfplay_gym.envs.verify import equivalent, extract_answer
 from selfplay_gym.types import Episode, Messages, Turn
 
@@ -308,6 +308,11 @@ class AeroMode(Mode):
     name = "aero"
     version = 0
     roles = ("generator", "solver", "judge", "refiner")
+    recipe = Recipe(stages=(("generator", "solver", "refiner"),), schedule="staggered",
+                    algorithm="kto")
+    """AERO as published: KTO on its labels, Solver/Refiner data one round behind the
+    Generator's plus a replay pool (``algorithms.replay.StaggeredReplay``). GRPO on the rewards
+    is the alternative: ``--algorithm grpo``."""
     Config = AeroConfig
     single_policy = True
 

@@ -62,7 +62,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from selfplay_gym.envs.mode import Mode, Parsed, RewardFn, role_of
+from selfplay_gym.envs.mode import Mode, Parsed, Recipe, RewardFn, role_of
 from selfplay_gym.envs.tasks import WordProblemCorpus
 from selfplay_gym.envs.verify import check_equivalence, extract_boxed, normalize_answer
 from selfplay_gym.types import Episode, Messages, Turn
@@ -252,6 +252,8 @@ class AliveMode(Mode):
     name = "alive"
     version = 0
     roles = ("constructor", "solver", "reviewer", "reviser")
+    recipe = Recipe(stages=(("constructor", "solver", "reviewer"),), schedule="joint")
+    """One policy learns all roles at once from the batch's rewards (paper: joint updates)."""
     Config = AliveConfig
     single_policy = True
 

@@ -75,6 +75,8 @@ from dataclasses import dataclass
 from selfplay_gym.envs.curriculum import (
     VALIDATORS,
     CurriculumTask,
+    DocumentPrompts,
+    build_curriculum,
     canonical_gold,
     copy_ratio,
     has_options,
@@ -84,7 +86,7 @@ from selfplay_gym.envs.curriculum import (
     parse_verdict,
     usable,
 )
-from selfplay_gym.envs.mode import Mode, Parsed, RewardFn, role_of
+from selfplay_gym.envs.mode import Mode, Parsed, Recipe, RewardFn, role_of
 from selfplay_gym.envs.tasks import WordProblemCorpus
 from selfplay_gym.envs.verify import equivalent, majority_vote
 from selfplay_gym.types import Episode, Messages, Turn
@@ -277,6 +279,13 @@ class DarcMode(Mode):
     name = "darc"
     version = 0
     roles = ("questioner", "solver", "student", "judge", "teacher")
+    recipe = Recipe(
+        stages=(("questioner",), ("student",)), algorithm="darc",
+        adapters={"questioner": "questioner", "solver": "solver", "student": "solver",
+                  "teacher": "solver", "judge": "solver"},
+    )
+    """Stage 1 trains the Questioner against the untrained (so base-model) "solver" adapter;
+    stage 2 trains that adapter as student and teacher on the curriculum stage 1 wrote."""
     """Every role of either stage; an instance narrows ``roles`` to its stage's."""
     Config = DarcConfig
 
@@ -286,9 +295,19 @@ class DarcMode(Mode):
         stage_roles = ("questioner", "solver", "student", *judge), ("teacher", "student")
         self.roles = stage_roles[self.config.stage - 1]
 
+    def next_stage_options(self, episodes: Sequence[Episode]) -> dict:
+        """Stage 2 on the curriculum of stage 1's valid questions, easy -> hard; if none passed
+        every check, on every parsed question (DARC's own build keeps those too)."""
+        items = build_curriculum(episodes) or build_curriculum(episodes, strict=False)
+        if not items:
+            raise ValueError(
+                "stage 1 wrote no parsable question, so stage 2 has no curriculum: train the "
+                "Questioner longer, or start from a model that writes DARC's JSON")
+        return {"stage": 2, "curriculum": CurriculumTask(items)}
+
     def default_task(self):
-        if self.config.stage == 1:
-            return WordProblemCorpus()
+        if self.config.stage == 1:  # every document at each difficulty, num_samples times
+            return DocumentPrompts(WordProblemCorpus(), samples_per_prompt=self.config.num_samples)
         if self.config.curriculum is None:
             raise ValueError("DARC stage 2 needs questions: pass curriculum=CurriculumTask("
                              "build_curriculum(stage1_episodes)) or task=CurriculumTask(...)")

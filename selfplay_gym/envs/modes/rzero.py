@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from selfplay_gym.envs.mode import Mode, Parsed, RewardFn, role_of
+from selfplay_gym.envs.mode import Mode, Parsed, Recipe, RewardFn, role_of
 from selfplay_gym.envs.rewards import (
     in_band,
     match_reward,
@@ -128,6 +128,8 @@ class RZeroMode(Mode):
     name = "rzero"
     version = 0
     roles = ("questioner", "solver", "judge")
+    recipe = Recipe(stages=(("questioner", "solver"),), schedule="alternating", algorithm="rzero")
+    """R-Zero: Challenger and Solver phases in turn against each other, frozen (paper §4)."""
     Config = RZeroConfig
     scripted_roles = {"judge": "majority"}
 

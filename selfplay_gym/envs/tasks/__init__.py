@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from selfplay_gym.envs.tasks.arithmetic import ArithmeticTask, Problem, is_arithmetic, solve
+from selfplay_gym.envs.tasks.arithmetic import (
+    ArithmeticTask,
+    Problem,
+    is_arithmetic,
+    solve,
+    worked_solution,
+)
 from selfplay_gym.envs.tasks.base import TaskItem, TaskSource
 from selfplay_gym.envs.tasks.corpus import CorpusSource
 from selfplay_gym.envs.tasks.documents import WordProblemCorpus, make_document
@@ -17,4 +23,5 @@ __all__ = [
     "make_document",
     "is_arithmetic",
     "solve",
+    "worked_solution",
 ]

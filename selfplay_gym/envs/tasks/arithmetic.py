@@ -161,6 +161,40 @@ def solve(expression: object) -> str | None:
         return None
 
 
+_TWO_OPERANDS = re.compile(r"\s*(\d{1,3})\s*([+-])\s*(\d{1,3})\s*")
+
+
+def worked_solution(question: str, answer: str, rng: np.random.Generator) -> str:
+    """A short step-by-step solution of ``a+b`` or ``a-b`` ending in ``\\boxed{answer}``.
+
+    One of three decompositions is drawn at random (split off the tens of ``b``, the tens of
+    ``a``, or tens and ones apart), so that different samples reach an answer by different
+    paths: what makes a majority vote over samples more reliable than one sample
+    (self-consistency, Wang et al. 2022). The last step states ``answer`` even when it is
+    wrong, as a noisy expert would. Other questions get ``question=answer``.
+    """
+    match = _TWO_OPERANDS.fullmatch(question)
+    if not match:
+        return f"{question}={answer}. \\boxed{{{answer}}}"
+    a, op, b = int(match[1]), match[2], int(match[3])
+    tens_a, ones_a, tens_b, ones_b = a - a % 10, a % 10, b - b % 10, b % 10
+    sign = 1 if op == "+" else -1
+    strategy = int(rng.integers(3))
+    if strategy == 0 and ones_b and tens_b:  # a+b = (a+tens_b)+ones_b
+        mid = a + sign * tens_b
+        steps = [f"{a}{op}{tens_b}={mid}", f"{mid}{op}{ones_b}"]
+    elif strategy == 1 and ones_a and tens_a:  # a+b = (tens_a+b)+ones_a; a-b = (tens_a-b)+ones_a
+        mid = tens_a + sign * b
+        steps = [f"{tens_a}{op}{b}={mid}", f"{mid}+{ones_a}"]
+    elif ones_a and ones_b and tens_a and tens_b:  # tens and ones apart
+        tens, ones = tens_a + sign * tens_b, ones_a + sign * ones_b
+        steps = [f"{tens_a}{op}{tens_b}={tens}", f"{ones_a}{op}{ones_b}={ones}",
+                 f"{tens}+{ones}" if ones >= 0 else f"{tens}-{-ones}"]
+    else:
+        steps = [f"{a}{op}{b}"]
+    return ", ".join(steps) + f"={answer}. \\boxed{{{answer}}}"
+
+
 def is_arithmetic(expression: object) -> bool:
     """Whether ``expression`` is a well-formed integer arithmetic expression ``solve`` accepts."""
     return solve(expression) is not None
