@@ -25,8 +25,14 @@ test: lint
 demo: venv
 	$(BIN)/selfplay-gym demo
 
+# Benchmarks are not tests: each prints its figures, ends with one RESULT line and appends a
+# row to benchmarks/results/<name>.md. On 2 CPU cores the whole set takes about 15 minutes.
 bench: venv
 	$(BIN)/python benchmarks/tiny_model.py
+	$(BIN)/python benchmarks/grpo_vs_trl.py --size tiny
+	$(BIN)/python benchmarks/grpo_vs_trl.py --size larger --steps 8
+	$(BIN)/python benchmarks/rollout.py
+	$(BIN)/python benchmarks/memory.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -28,6 +28,11 @@ SIZES = {
     "larger": dict(hidden_size=512, intermediate_size=1536, num_hidden_layers=4,
                    num_attention_heads=8, num_key_value_heads=4, head_dim=64),
     # Qwen/Qwen3-0.6B's config.json with random weights; meant for a GPU.
+    # Qwen3-0.6B's widths and vocabulary with 4 of its 28 layers: weights dominate memory,
+    # as in real LoRA training, at a compute cost 2 CPU cores can pay.
+    "wide": dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=4,
+                 num_attention_heads=16, num_key_value_heads=8, head_dim=128,
+                 vocab_size=151936, rope_theta=1_000_000.0),
     "qwen3-0.6b": dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
                        num_attention_heads=16, num_key_value_heads=8, head_dim=128,
                        vocab_size=151936, rope_theta=1_000_000.0),
@@ -69,6 +74,27 @@ def model_dir(size: str, tiny: Path | None = None, root: Path | None = None) -> 
     return path
 
 
+MODE = "rzero_every_solver"
+
+
+def register_every_solver_mode() -> str:
+    """R-Zero with every solver sample trained (the consistency band and label check off).
+
+    TRL's bridge trains every sample it is given, and a random-weights model never earns
+    a majority label, so the benchmarks use this mode to give each side the same work."""
+    from selfplay_gym import register_mode
+    from selfplay_gym.envs.modes.rzero import RZeroMode
+
+    class EverySolverRZero(RZeroMode):
+        name = MODE
+
+        def keep_for_training(self, agent, episode) -> bool:
+            return True
+
+    register_mode(MODE, EverySolverRZero, overwrite=True)
+    return MODE
+
+
 def count_params(path: Path) -> int:
     """Parameters of the model saved at ``path``, counted on the meta device (no weights read)."""
     import torch
@@ -81,7 +107,7 @@ def count_params(path: Path) -> int:
 
 def add_model_arguments(parser, default_size: str) -> None:
     parser.add_argument("--size", choices=list(SIZES), default=default_size,
-                        help="tiny: the embedded model; larger, qwen3-0.6b: random weights")
+                        help="tiny: the embedded model; the others: random weights")
     parser.add_argument("--tiny-dir", type=Path, default=None,
                         help="an already built tiny model directory (default: tiny_model_dir())")
 

@@ -32,6 +32,7 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 import torch  # noqa: E402
 from common import (  # noqa: E402
     FACT_COLUMNS,
+    MODE,
     Baton,
     PeakMemory,
     add_model_arguments,
@@ -39,12 +40,12 @@ from common import (  # noqa: E402
     count_params,
     median,
     model_dir,
+    register_every_solver_mode,
     result_line,
     run_facts,
     run_json_subprocess,
 )
 
-from selfplay_gym import register_mode  # noqa: E402
 from selfplay_gym.agents.adapters import LoraSettings  # noqa: E402
 from selfplay_gym.agents.hf import HFBackend  # noqa: E402
 from selfplay_gym.agents.policy import LLMPolicy, RoleConfig, SamplingConfig  # noqa: E402
@@ -53,26 +54,15 @@ from selfplay_gym.algorithms.losses import AlgorithmConfig  # noqa: E402
 from selfplay_gym.algorithms.schedules import Joint  # noqa: E402
 from selfplay_gym.algorithms.trainer import SelfPlayTrainer, TrainConfig  # noqa: E402
 from selfplay_gym.algorithms.update import UpdateConfig  # noqa: E402
-from selfplay_gym.envs.modes.rzero import RZeroMode  # noqa: E402
 from selfplay_gym.envs.tasks import ArithmeticTask  # noqa: E402
 from selfplay_gym.envs.vector import SelfPlayVectorEnv  # noqa: E402
 
 NAME = "grpo_vs_trl"
-MODE = "rzero_every_solver"
 COLUMNS = (*FACT_COLUMNS, "size", "params", "episodes x G", "new tokens", "steps",
            "ours s/step", "TRL s/step", "ours/TRL", "memory", "ours MB", "TRL MB", "ours/TRL mem")
 
 
-class EverySolverRZero(RZeroMode):
-    """R-Zero with every solver sample trained: TRL's bridge has no consistency filter."""
-
-    name = MODE
-
-    def keep_for_training(self, agent, episode) -> bool:
-        return True
-
-
-register_mode(MODE, EverySolverRZero, overwrite=True)
+register_every_solver_mode()
 
 
 @dataclasses.dataclass

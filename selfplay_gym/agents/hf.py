@@ -8,6 +8,7 @@ same model with adapters disabled: no second copy of the weights.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -200,21 +201,26 @@ class HFBackend:
         if not greedy and sampling.top_p < 1:
             processors.append(TopPLogitsWarper(sampling.top_p))
         kwargs: dict[str, Any] = {}
-        if self.store.has_adapters:
+        distinct = set(adapters)
+        if self.store.has_adapters and len(distinct) > 1:
             kwargs["adapter_names"] = [a or BASE for a in adapters]
         if not greedy:  # our processors do the warping; switch off the model's own defaults
             kwargs.update(temperature=1.0, top_k=0, top_p=1.0)
+        # One adapter for the whole batch: select it rather than pass adapter_names, whose
+        # per-layer sub-batch split in peft costs more than the LoRA matmuls themselves.
+        single = self.store.using(distinct.pop()) if len(distinct) == 1 else contextlib.nullcontext()
         self.model.eval()
-        sequences = self.model.generate(
-            input_ids=input_ids.to(self.device),
-            attention_mask=attention.to(self.device),
-            do_sample=not greedy,
-            max_new_tokens=sampling.max_new_tokens,
-            logits_processor=LogitsProcessorList(processors),
-            pad_token_id=pad,
-            eos_token_id=eos,
-            **kwargs,
-        )  # [B, P + T]
+        with single:
+            sequences = self.model.generate(
+                input_ids=input_ids.to(self.device),
+                attention_mask=attention.to(self.device),
+                do_sample=not greedy,
+                max_new_tokens=sampling.max_new_tokens,
+                logits_processor=LogitsProcessorList(processors),
+                pad_token_id=pad,
+                eos_token_id=eos,
+                **kwargs,
+            )  # [B, P + T]
         new = sequences[:, width:]
         recorder.collect(new[:, -1])
         logprobs = torch.stack(recorder.steps, dim=1).cpu() if recorder.steps else None  # [B, T]
