@@ -11,10 +11,10 @@ tokens are what it trains on: the memory is that of real training.
 - ``two_copies``: two full model copies, one adapter each (the original R-Zero layout,
   where questioner and solver are separate checkpoints).
 
-Each layout runs in its own subprocess so peaks do not mix. The figure is everything the
-process holds from before the first model is loaded to the end of training: on CPU the
-high-water resident set (VmHWM) minus the resident set before loading, on CUDA
-``torch.cuda.max_memory_allocated``. Targets: two_roles <= 1.15x one_role and <= 0.6x
+Each layout runs in its own subprocess so peaks do not mix. The figure is the peak while
+training, weights included: on CPU the high-water resident set (VmHWM, reset once the
+models are loaded, so loading transients are left out) minus the resident set before
+loading; on CUDA ``torch.cuda.max_memory_allocated`` (reset the same way). Targets: two_roles <= 1.15x one_role and <= 0.6x
 two_copies. Run ``python benchmarks/memory.py [--size wide]`` (``wide``: Qwen3-0.6B's widths and
 vocabulary, 4 layers, random weights, so that weights dominate as in real LoRA training).
 """
@@ -34,6 +34,7 @@ from common import (
     add_model_arguments,
     append_row,
     count_params,
+    current_rss_mb,
     model_dir,
     register_every_solver_mode,
     result_line,
@@ -125,11 +126,13 @@ def build(layout: str, path: Path, args, output_dir: Path) -> SelfPlayTrainer:
 
 def measure(layout: str, path: Path, args) -> dict:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    with tempfile.TemporaryDirectory() as work, PeakMemory(device) as peak:
+    before_load = current_rss_mb()
+    with tempfile.TemporaryDirectory() as work:
         trainer = build(layout, path, args, Path(work))
-        history = trainer.train()
+        with PeakMemory(device) as peak:  # the peak is reset here: loading transients are left out
+            history = trainer.train()
     trained = sorted({k.split("/")[1] for row in history for k in row if k.startswith("update/")})
-    figures = {"layout": layout, "mb": peak.peak_mb - (0 if peak.cuda else peak.start_mb),
+    figures = {"layout": layout, "mb": peak.peak_mb - (0 if peak.cuda else before_load),
                "what": peak.what, "trained": trained, "device": device}
     print(json.dumps(figures))
     return figures
@@ -158,7 +161,7 @@ def main() -> None:
             for layout in LAYOUTS}
     mb = {layout: run["mb"] for layout, run in runs.items()}
     device = runs["one_role"]["device"]
-    what = runs["one_role"]["what"] + ("" if device.startswith("cuda") else " minus RSS before loading")
+    what = runs["one_role"]["what"] + ("" if device.startswith("cuda") else " during training minus RSS before loading")
     params = count_params(path)
     vs_one, vs_copies = mb["two_roles"] / mb["one_role"], mb["two_roles"] / mb["two_copies"]
 
