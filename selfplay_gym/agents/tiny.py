@@ -429,6 +429,20 @@ def _token_counts(tokenizer: PreTrainedTokenizerFast, demos: list) -> dict[str, 
     return {r: {"mean": round(float(np.mean(c)), 1), "max": max(c)} for r, c in counts.items()}
 
 
+SHIPPED = Path(__file__).resolve().parent.parent / "assets"
+"""Where the package keeps prebuilt models: ``assets/tiny-<fingerprint>/`` (``ship_tiny_model``)."""
+
+
+def ship_tiny_model(config: TinyModelConfig | None = None) -> Path:
+    """Build (or take from the cache) the model of ``config`` and copy it into ``SHIPPED``,
+    replacing older shipped builds: ``python -m selfplay_gym.agents.tiny``."""
+    source = tiny_model_dir(config, cache_dir=default_cache_dir())
+    for old in SHIPPED.glob("tiny-*"):
+        shutil.rmtree(old)
+    SHIPPED.mkdir(exist_ok=True)
+    return Path(shutil.copytree(source, SHIPPED / source.name))
+
+
 def default_cache_dir() -> Path:
     """``$SELFPLAY_GYM_CACHE``, else ``$XDG_CACHE_HOME/selfplay-gym``, else ``~/.cache/...``."""
     if os.environ.get("SELFPLAY_GYM_CACHE"):
@@ -442,12 +456,17 @@ def tiny_model_dir(
 ) -> Path:
     """The directory of the built model and tokenizer, for ``from_pretrained``; built if absent.
 
-    The build happens in a temporary directory that takes the cache entry's name only once
-    complete, so an interrupted build never leaves a half-written model behind.
+    The package ships the default build (``SHIPPED``, 3 MB), so a fresh install needs no
+    build; any other config is built once and cached. The build happens in a temporary
+    directory that takes the cache entry's name only once complete, so an interrupted build
+    never leaves a half-written model behind.
     """
     config = config or TinyModelConfig()
+    name = f"tiny-{config.fingerprint()}"
+    if cache_dir is None and not rebuild and (SHIPPED / name / "build.json").is_file():
+        return SHIPPED / name
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = root / f"tiny-{config.fingerprint()}"
+    target = root / name
     if (target / "build.json").is_file() and not rebuild:
         return target
     root.mkdir(parents=True, exist_ok=True)
@@ -463,3 +482,7 @@ def tiny_model_dir(
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return target
+
+
+if __name__ == "__main__":
+    print(ship_tiny_model())

@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from selfplay_gym import SelfPlayReasoningEnv
 from selfplay_gym.agents import tiny
+from selfplay_gym.envs.modes import rzero
 from selfplay_gym.agents.tiny import (
     TinyModelConfig,
     build_tokenizer,
@@ -44,9 +45,13 @@ def _solver_view(question: str):
 
 
 def _role(messages) -> str:
+    """The R-Zero role a prompt belongs to ("other" for the other modes' prompts)."""
     if messages == _env().observe("questioner_0")["messages"]:
         return "questioner"
-    return "solver" if solve(messages[-1]["content"]) is not None else "judge"
+    system = messages[0]["content"]
+    if system == rzero.SOLVER_SYSTEM and solve(messages[-1]["content"]) is not None:
+        return "solver"
+    return "judge" if system == rzero.JUDGE_SYSTEM else "other"
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +127,12 @@ def test_questioner_and_judge_formats_are_in_the_mix(examples):
     assert all(env.mode.parse("judge", t).valid for t in judge)
 
 
+def test_every_modes_roles_are_demonstrated():
+    roles = {role for role, _, _ in tiny.role_demonstrations(TinyModelConfig(num_episodes=200))}
+    assert roles == {"questioner", "solver", "judge", "generator", "refiner", "student",
+                     "teacher", "constructor", "reviewer"}
+
+
 def test_examples_are_seeded(examples):
     assert warm_start_examples(128, seed=0) == examples
     assert warm_start_examples(128, seed=1) != examples
@@ -152,9 +163,8 @@ def test_small_build_saves_a_loadable_model(small_dir):
     assert [p.name for p in small_dir.parent.iterdir()] == [small_dir.name]
     info = json.loads((small_dir / "build.json").read_text())
     assert info["config"] == json.loads(json.dumps(dataclasses.asdict(SMALL)))
-    assert info["steps"] <= SMALL.max_steps and set(info["prompt_tokens"]) == {
-        "questioner", "solver", "judge"
-    }
+    assert info["steps"] <= SMALL.max_steps
+    assert {"questioner", "solver", "judge", "generator", "constructor"} <= set(info["prompt_tokens"])
     tokenizer = AutoTokenizer.from_pretrained(small_dir)
     model = AutoModelForCausalLM.from_pretrained(small_dir)
     assert sum(p.numel() for p in model.parameters()) == info["parameters"]
@@ -224,3 +234,13 @@ def test_default_build(tiny_dir):
     assert tiny_model_dir(cache_dir=cache, progress=False) == path
     assert time.perf_counter() - started < 1.0
     assert (path / "build.json").stat().st_mtime_ns == stamp
+
+
+def test_the_package_ships_the_default_build():
+    """Change TinyModelConfig, then ship the new build: ``python -m selfplay_gym.agents.tiny``."""
+    from selfplay_gym.agents.tiny import SHIPPED
+
+    shipped = SHIPPED / f"tiny-{TinyModelConfig().fingerprint()}"
+    info = json.loads((shipped / "build.json").read_text())
+    assert info["config"] == json.loads(json.dumps(dataclasses.asdict(TinyModelConfig())))
+    assert tiny_model_dir(progress=False) == shipped
