@@ -32,10 +32,11 @@ from selfplay_gym.plots import plot_run, read_jsonl
 
 @dataclass
 class DemoConfig:
-    iterations: int = 60
-    """Self-play iterations (about 1-2 s each on 2 CPU cores). Longer runs at these settings
-    drift: held-out greedy accuracy peaked near iteration 60 (72%) and fell to 63% by 200 as the
-    Solver's self-consistency climbed to 0.83: the collapse label-free rewards invite."""
+    iterations: int = 30
+    """Self-play iterations (about 5 s each on 2 CPU cores, 3 minutes in all). Measured: held-out
+    greedy accuracy 67.0% -> 79.0% (sampled 50.5% -> 62.0%); the Solver writes worked
+    solutions, so a majority over samples is right more often than one sample, and that is
+    what its pseudo-labels teach."""
     questioner_iterations: int = 1
     """Challenger iterations per cycle (against a frozen Solver)."""
     solver_iterations: int = 2
