@@ -12,7 +12,6 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from selfplay_gym import SelfPlayReasoningEnv
 from selfplay_gym.agents import tiny
-from selfplay_gym.envs.modes import rzero
 from selfplay_gym.agents.tiny import (
     TinyModelConfig,
     build_tokenizer,
@@ -21,6 +20,7 @@ from selfplay_gym.agents.tiny import (
     tiny_model_dir,
     warm_start_examples,
 )
+from selfplay_gym.envs.modes import rzero
 from selfplay_gym.envs.tasks import ArithmeticTask, solve
 from selfplay_gym.envs.verify import extract_answer
 
