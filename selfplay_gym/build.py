@@ -6,6 +6,7 @@ The one place that knows every layer, so that none of the layers has to know eac
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 from selfplay_gym.agents.adapters import LoraSettings
@@ -35,9 +36,19 @@ def resolve_model(name: str) -> str:
 
 
 def mode_options(cfg: RunConfig) -> dict:
-    """The rollout settings this mode accepts (num_solvers only where the mode has solvers)."""
+    """The rollout settings this mode accepts (num_solvers only where the mode has solvers),
+    then the config's own ``options`` (key=value)."""
     fields = {f.name for f in dataclasses.fields(mode_class(cfg.mode).Config)}
-    return {"num_solvers": cfg.rollout.num_solvers} if "num_solvers" in fields else {}
+    options = {"num_solvers": cfg.rollout.num_solvers} if "num_solvers" in fields else {}
+    for item in cfg.options:
+        key, sep, text = item.partition("=")
+        if not sep or key not in fields:
+            raise ValueError(f"--options {item!r}: write key=value with a key of {sorted(fields)}")
+        try:
+            options[key] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key] = text
+    return options
 
 
 def with_recipe(cfg: RunConfig) -> RunConfig:

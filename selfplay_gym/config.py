@@ -55,6 +55,9 @@ class RunConfig:
     """Iterations per phase of the alternating schedule."""
     stage_iterations: int = 0
     """Iterations of the first stage of a two-stage recipe (DARC); 0: half of train.iterations."""
+    options: tuple[str, ...] = ()
+    """The mode's own options as key=value (its Config fields), e.g. "mask_format=span";
+    values are read as JSON where they parse (numbers, true/false), else as text."""
     scripted: tuple[str, ...] = ()
     """Override who plays a role, as role=agent: "judge=reference" (majority, reference, random)."""
     algorithm: str = ""

@@ -83,3 +83,13 @@ def test_darc_runs_both_stages_from_the_cli(tiny_dir, tmp_path):
     assert [r["train_roles"] for r in stage1] == [["questioner"]]
     assert [r["train_roles"] for r in stage2] == [["student"]]
     assert (tmp_path / "stage2" / "checkpoints" / "iter_000000" / "adapters" / "solver").is_dir()
+
+
+def test_mode_options_from_the_config_reach_the_mode():
+    from selfplay_gym.build import mode_options
+
+    cfg = RunConfig(mode="alive", options=("mask_format=span", "revise=true", "max_span_chars=8"))
+    assert mode_options(cfg) == {"num_solvers": 8, "mask_format": "span", "revise": True,
+                                 "max_span_chars": 8}
+    with pytest.raises(ValueError, match="write key=value with a key of"):
+        mode_options(RunConfig(mode="alive", options=("bogus=1",)))

@@ -487,3 +487,36 @@ def test_hostile_text_never_breaks_an_episode():
         assert all(math.isfinite(r) for r in env.episode.rewards.values())
         assert not any((t.error or "").startswith("parser error") for t in env.episode.turns)
         env.episode.to_json()
+
+
+STORY = "Jun has 37 coins. Hana has 13 coins. Together they have 50 coins."
+
+
+@pytest.mark.parametrize(
+    "text, masked, error",
+    [
+        ("<masked>ignored</masked><answer>13</answer>",
+         "Jun has 37 coins. Hana has [MASK] coins. Together they have 50 coins.", None),
+        ("<answer> Hana </answer>", "Jun has 37 coins. [MASK] has 13 coins. Together they have 50 coins.", None),
+        ("<answer>3</answer>", None, "not a word or number of the passage"),  # inside 13, 37
+        ("<answer></answer>", None, "no <answer>"),
+        ("13", None, "no <answer>"),
+    ],
+)
+def test_span_format_masks_the_first_whole_word_occurrence(text, masked, error):
+    from selfplay_gym.envs.modes.alive import parse_span
+
+    parsed = parse_span(text, STORY)
+    assert parsed.valid == (error is None)
+    assert (parsed.fields.get("masked") if parsed.valid else None) == masked
+    assert error is None or error in parsed.error
+
+
+def test_span_format_episode_gives_the_solver_the_env_made_mask():
+    env = SelfPlayReasoningEnv("alive", num_solvers=1, mask_format="span")
+    env.reset(seed=0)
+    passage = env.observe("constructor_0")["messages"][-1]["content"]
+    span = passage.split()[2]  # a number of the story
+    env.step(f"<answer>{span}</answer>")
+    masked = env.observe("solver_0")["messages"][-1]["content"]
+    assert masked.count("[MASK]") == 1 and masked.replace("[MASK]", span, 1) == passage

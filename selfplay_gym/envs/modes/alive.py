@@ -110,6 +110,11 @@ class AliveConfig:
     """Add the revisers: each solver's second turn after its review."""
     max_span_chars: int = 32
     """Longest span the constructor may hide."""
+    mask_format: str = "copy"
+    """'copy': the constructor writes the whole masked passage (the span put back must give
+    the passage); 'span': it names the span only, in ``<answer>``, and the env masks the
+    span's first whole-word occurrence. Same task, no copying: for models too small to
+    repeat a passage verbatim (ours)."""
     solver_reward: str = "verdict"
     """'verdict': the reviewer's verdict; 'match': the span match."""
     constructor_reward: str = "adversarial"
@@ -129,7 +134,8 @@ class AliveConfig:
             raise ValueError(f"max_span_chars must be at least 1, got {self.max_span_chars}")
         for name, allowed in (("solver_reward", ("verdict", "match")),
                               ("constructor_reward", ("adversarial", "variance")),
-                              ("constructor_group", ("batch", "passage"))):
+                              ("constructor_group", ("batch", "passage")),
+                              ("mask_format", ("copy", "span"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
 
@@ -168,6 +174,26 @@ def parse_mask(text: object, passage: object = None, max_span_chars: int = 32) -
         if not any(_squash(masked.replace(MASK, s)) == target for s in (raw, span)):
             return Parsed(False, fields, error="the span put back does not give the passage")
     return Parsed(True, fields)
+
+
+def parse_span(text: object, passage: object = None, max_span_chars: int = 32) -> Parsed:
+    """``mask_format="span"``: the last ``<answer>`` block names the span; the passage with its
+    first whole-word occurrence replaced by [MASK] is the task. With ``passage=None``, syntax."""
+    if not isinstance(text, str):
+        return Parsed(False, error="action must be text")
+    raw = _block(text, "answer")
+    span = (raw or "").strip()
+    if not span:
+        return Parsed(False, error="no <answer>span</answer> block")
+    if len(span) > max_span_chars:
+        return Parsed(False, {"span": span}, error=f"span of {len(span)} chars > max_span_chars={max_span_chars}")
+    if passage is None:
+        return Parsed(True, {"masked": None, "span": span})
+    match = re.search(rf"(?<!\w){re.escape(span)}(?!\w)", passage) if isinstance(passage, str) else None
+    if match is None:
+        return Parsed(False, {"span": span}, error="the span is not a word or number of the passage")
+    masked = passage[: match.start()] + MASK + passage[match.end() :]
+    return Parsed(True, {"masked": masked, "span": span})
 
 
 def parse_boxed(text: object) -> Parsed:
@@ -310,6 +336,8 @@ class AliveMode(Mode):
 
     # --- parsing ---------------------------------------------------------------------------
     def parse(self, role: str, text: str) -> Parsed:
+        if role == "constructor" and self.config.mask_format == "span":
+            return parse_span(text, None, self.config.max_span_chars)
         if role == "constructor":  # syntax here; record() checks it against the passage
             return parse_mask(text, None, self.config.max_span_chars)
         return parse_review(text) if role == "reviewer" else parse_boxed(text)
@@ -319,7 +347,8 @@ class AliveMode(Mode):
         if turn.role == "constructor":
             if turn.valid:  # the full check needs the passage, which parse() does not see
                 passage = episode.task.get("document") or ""
-                full = parse_mask(turn.text, passage, self.config.max_span_chars)
+                parse = parse_span if self.config.mask_format == "span" else parse_mask
+                full = parse(turn.text, passage, self.config.max_span_chars)
                 turn.valid, turn.error, turn.parsed = full.valid, full.error, dict(full.fields)
             fields["mask_valid"] = turn.valid
             fields["masked"] = turn.parsed["masked"] if turn.valid else None
