@@ -24,13 +24,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import statistics
 import time
 from datetime import date
 from pathlib import Path
 
 import torch
+from common import machine  # benchmarks/ is on the path when a script runs from it
 
 from selfplay_gym.algorithms.trainer import TrainConfig
 from selfplay_gym.algorithms.update import UpdateConfig
@@ -121,7 +121,7 @@ def summarise(rows: list[dict], supervised: list[dict]) -> list[dict]:
 def write_markdown(table: list[dict], args: argparse.Namespace, path: Path) -> None:
     header = list(table[0])
     lines = [
-        f"## {date.today()} — {platform.processor() or platform.machine()}, "
+        f"## {date.today()} — {machine()}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}",
         "",
         f"Budget: {args.iterations} iterations per run (32 episodes x 8 solvers, 40 new tokens), "

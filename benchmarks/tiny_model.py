@@ -14,13 +14,13 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from common import machine  # benchmarks/ is on the path when a script runs from it
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from selfplay_gym import SelfPlayVectorEnv
@@ -82,16 +82,6 @@ def format_validity(model, tokenizer, episodes: int = 64) -> dict[str, float]:
     right = [solve(p["question"]) == p["answer"] for p in asked]
     shares["questioner_answer_right"] = sum(right) / len(right) if right else float("nan")
     return shares
-
-
-def machine() -> str:
-    name = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        models = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
-                  if ln.startswith("model name")]
-        name = models[0] if models else name
-    return name
 
 
 def append_row(row: Sequence[object]) -> None:
