@@ -556,3 +556,11 @@ def test_next_stage_options_carry_stage_one_questions_into_a_curriculum():
         [item.question for item in build_curriculum(episodes)]
     with pytest.raises(ValueError, match="no parsable question"):
         venv.mode.next_stage_options([])
+
+
+def test_stage_one_asks_only_the_chosen_difficulties():
+    mode = DarcMode(DarcConfig(difficulties=[1]))
+    task, rng = mode.default_task(), np.random.default_rng(0)
+    assert {task.sample(rng).difficulty for _ in range(3 * mode.config.num_samples)} == {1}
+    with pytest.raises(ValueError, match="subset of"):
+        DarcConfig(difficulties=(4,))

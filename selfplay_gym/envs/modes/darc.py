@@ -238,6 +238,9 @@ class DarcConfig:
     """Add judge_0 (DARC asks an external LLM; "no" costs the Questioner -1)."""
     target_accuracy: tuple[float, ...] = (0.8, 0.5, 0.2)
     """tau_d: the no-document solve rate each difficulty 1, 2, 3 should reach."""
+    difficulties: tuple[int, ...] = (1, 2, 3)
+    """The levels stage 1's default task asks for, each document at each (DARC: all three);
+    fewer keep the curriculum within what a small Solver can learn."""
     copy_ngram: int = 6
     copy_threshold: float = 0.8
     """A question whose ``copy_ratio`` exceeds this earns -1."""
@@ -262,6 +265,9 @@ class DarcConfig:
             raise ValueError(
                 f"answer_type must be one of {sorted(VALIDATORS)}, got {self.answer_type!r}")
         self.target_accuracy = tuple(self.target_accuracy)
+        self.difficulties = tuple(self.difficulties)
+        if not self.difficulties or not set(self.difficulties) <= {1, 2, 3}:
+            raise ValueError(f"difficulties must be a non-empty subset of (1, 2, 3): {self.difficulties}")
         if len(self.target_accuracy) != 3 or not all(0 <= t <= 1 for t in self.target_accuracy):
             raise ValueError(f"target_accuracy needs 3 values in [0, 1]: {self.target_accuracy}")
         if not (0 <= self.format_weight <= 1 and 0 <= self.min_vote_fraction <= 1):
@@ -307,7 +313,8 @@ class DarcMode(Mode):
 
     def default_task(self):
         if self.config.stage == 1:  # every document at each difficulty, num_samples times
-            return DocumentPrompts(WordProblemCorpus(), samples_per_prompt=self.config.num_samples)
+            return DocumentPrompts(WordProblemCorpus(), self.config.difficulties,
+                                   samples_per_prompt=self.config.num_samples)
         if self.config.curriculum is None:
             raise ValueError("DARC stage 2 needs questions: pass curriculum=CurriculumTask("
                              "build_curriculum(stage1_episodes)) or task=CurriculumTask(...)")
