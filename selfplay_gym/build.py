@@ -141,21 +141,21 @@ def train_from_config(
         if resume:
             print(f"resuming at iteration {trainer.resume()}")
         return trainer.train()
-    if len(stages) != 2:
-        raise NotImplementedError(f"recipes of {len(stages)} stages; two are supported")
-    total = cfg.train.iterations
-    first = cfg.stage_iterations or max(1, total // 2)
-    if total < 2 or not 1 <= first < total:
-        raise ValueError(f"a {len(stages)}-stage recipe needs train.iterations >= 2 and "
-                         f"1 <= stage_iterations < iterations; got {total} and {first}")
+    total, n = cfg.train.iterations, len(stages)
+    early = cfg.stage_iterations or max(1, total // n)  # each stage but the last; it gets the rest
+    lengths = [early] * (n - 1) + [total - early * (n - 1)]
+    if min(lengths) < 1:
+        raise ValueError(f"a {n}-stage recipe needs at least one iteration per stage: "
+                         f"train.iterations={total} and stage_iterations={early} give {lengths}")
     root, history, trainer, options = Path(cfg.train.output_dir), [], None, None
-    for k, (roles, iterations) in enumerate(zip(stages, (first, total - first), strict=True), start=1):
+    for k, (roles, iterations) in enumerate(zip(stages, lengths, strict=True), start=1):
         stage_cfg = dataclasses.replace(
             cfg, train_roles=roles,
             train=dataclasses.replace(cfg.train, iterations=iterations, output_dir=str(root / f"stage{k}")))
         if trainer is not None:  # the next stage starts from the last one's episodes
             rows = read_jsonl(root / f"stage{k - 1}" / "episodes.jsonl")
-            episodes = [Episode.from_dict({k: v for k, v in r.items() if k != "iteration"}) for r in rows]
+            episodes = [Episode.from_dict({key: v for key, v in r.items() if key != "iteration"})
+                        for r in rows]
             options = trainer.venv.mode.next_stage_options(episodes)
         trainer = build_trainer(stage_cfg, trainer.learner if trainer else backend, options)
         if resume and latest_checkpoint(stage_cfg.train.output_dir):

@@ -54,7 +54,8 @@ class RunConfig:
     phase_iterations: int = 1
     """Iterations per phase of the alternating schedule."""
     stage_iterations: int = 0
-    """Iterations of the first stage of a two-stage recipe (DARC); 0: half of train.iterations."""
+    """Iterations of each stage but the last in a multi-stage recipe (DARC: stage 1); the last
+    stage runs the rest of train.iterations. 0: an equal share."""
     options: tuple[str, ...] = ()
     """The mode's own options as key=value (its Config fields), e.g. "mask_format=span";
     values are read as JSON where they parse (numbers, true/false), else as text."""

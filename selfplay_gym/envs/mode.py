@@ -96,7 +96,8 @@ class Mode(ABC):
 
     def next_stage_options(self, episodes: Sequence[Episode]) -> dict[str, Any]:
         """Env options of the next stage, from this stage's episodes (multi-stage recipes)."""
-        raise NotImplementedError(f"mode {self.name!r} trains in one stage")
+        raise ValueError(f"mode {self.name!r} trains in one stage (its recipe has one); only a "
+                         f"multi-stage recipe asks for the next stage's options")
 
     def default_task(self) -> Any:
         """The task source used when the env is given none: the embedded arithmetic domain."""
