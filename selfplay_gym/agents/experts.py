@@ -40,7 +40,7 @@ from selfplay_gym.agents.scripted import (
     MajorityJudge,
     NoisySolver,
 )
-from selfplay_gym.envs.modes.alive import MASK, redact, span_match
+from selfplay_gym.envs.modes.alive import MASK, parse_span, redact, span_match
 from selfplay_gym.envs.tasks import Problem, solve, worked_solution
 from selfplay_gym.envs.verify import equivalent
 from selfplay_gym.types import Completion, Policy, Request
@@ -302,12 +302,16 @@ def story_expression(masked: str) -> str | None:
 
 class Constructor(_Seeded):
     """ALIVE's constructor: one number of the passage behind [MASK] (a random one of a story's
-    five, else the last number, else the last word); remembers each span in ``spans``."""
+    five, else the last number, else the last word); remembers each span in ``spans``.
+    ``mask_format`` as in ``AliveConfig``: "span" names the span, "copy" writes the masked
+    passage too."""
 
-    def __init__(self, seed: int = 0, spans: dict[str, str] | None = None, max_span_chars: int = 32):
+    def __init__(self, seed: int = 0, spans: dict[str, str] | None = None, max_span_chars: int = 32,
+                 mask_format: str = "span"):
         super().__init__(seed)
         self.spans = {} if spans is None else spans
         self.max_span_chars = max_span_chars
+        self.mask_format = mask_format
 
     def mask(self, passage: str) -> tuple[str, str] | None:
         story = STORY.search(passage)
@@ -330,14 +334,20 @@ class Constructor(_Seeded):
             if masked is None:
                 out.append(_done(f"<masked>{MASK}</masked><answer>?</answer>"))
                 continue
-            self.spans[masked[0]] = masked[1]
-            out.append(_done(f"<masked>{masked[0]}</masked><answer>{masked[1]}</answer>"))
+            text, span = masked
+            if self.mask_format == "span":  # the env masks the span's first occurrence
+                text = parse_span(f"<answer>{span}</answer>", passage).fields.get("masked") or text
+            self.spans[text] = span
+            out.append(_done(f"<answer>{span}</answer>" if self.mask_format == "span"
+                             else f"<masked>{text}</masked><answer>{span}</answer>"))
         return out
 
 
 class SpanSolver(_Seeded):
     """ALIVE's solver: the masked number from the story's sums (else the span the constructor
-    remembered), right with probability ``accuracy``, as ``<work>. \\boxed{span}``."""
+    remembered), right with probability ``accuracy``. For a story it first states the sum to
+    do, then works it as R-Zero's solver would: ``47+38: 47+30=77, 77+8=85. \\boxed{85}``
+    (reading the story and doing the sum are two steps a small model learns apart)."""
 
     def __init__(self, accuracy: float = 0.7, seed: int = 0, spans: Mapping[str, str] | None = None):
         if not 0.0 <= accuracy <= 1.0:
@@ -353,7 +363,7 @@ class SpanSolver(_Seeded):
             return "The passage does not say. \\boxed{?}"
         answer = truth if self.rng.random() < self.accuracy else _wrong(truth, self.rng)
         if expression:
-            return worked_solution(expression, answer, self.rng)
+            return f"{expression}: {worked_solution(expression, answer, self.rng)}"
         return f"The passage suggests {answer}. \\boxed{{{answer}}}"
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
@@ -409,13 +419,15 @@ def mode_experts(
     accuracy: float = 0.7,
     seed: int = 0,
     stage: int = 1,
+    mask_format: str = "span",
 ) -> dict[str, Policy]:
     """Role -> scripted expert for every role ``mode`` asks an LLM to play (also the optional
     ones: AERO's judge, DARC's relatedness judge, ALIVE's reviser).
 
     ``problems`` feeds the R-Zero and AERO question writers (and DARC's, for a document
     without numbers); ``accuracy`` is the solving roles' chance of being right; ``stage``
-    picks DARC's stage (1: questioner, solver, student, judge; 2: teacher, student).
+    picks DARC's stage (1: questioner, solver, student, judge; 2: teacher, student);
+    ``mask_format`` ALIVE's constructor format (``AliveConfig.mask_format``).
     """
     if not 0.0 <= accuracy <= 1.0:
         raise ValueError(f"accuracy must be in [0, 1], got {accuracy}")
@@ -447,7 +459,7 @@ def mode_experts(
     if mode == "alive":
         spans: dict[str, str] = {}
         return {
-            "constructor": Constructor(seed, spans),
+            "constructor": Constructor(seed, spans, mask_format=mask_format),
             "solver": SpanSolver(accuracy, seed + 1, spans),
             "reviewer": Reviewer(),
             "reviser": Reviser(accuracy, seed + 2, spans),

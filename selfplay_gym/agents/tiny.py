@@ -42,7 +42,7 @@ from selfplay_gym.envs.vector import SelfPlayVectorEnv
 from selfplay_gym.envs.verify import extract_answer
 from selfplay_gym.types import Completion, Messages, Policy, Request
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """Bump when the build changes in a way the config does not show; it is part of the cache key."""
 
 PAD, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
@@ -81,7 +81,10 @@ class TinyModelConfig:
     modes: tuple[str, ...] = ("rzero", "aero", "darc", "alive")
     """Modes whose formats the model learns from expert episodes (R-Zero's carry the skill)."""
     other_mode_share: float = 0.05
-    """Episodes of each mode other than R-Zero, as a share of ``num_episodes``."""
+    """Episodes of each mode other than R-Zero and ALIVE, as a share of ``num_episodes``."""
+    alive_share: float = 0.5
+    """ALIVE's episodes, as a share of ``num_episodes``: its solver must find two numbers in
+    a story before it can add them, a skill its format alone does not teach."""
     num_solvers: int = 4
     """Solvers per demonstration episode: how many answers the judge learns to read."""
     solver_accuracy: float = 0.7
@@ -94,10 +97,10 @@ class TinyModelConfig:
     warmup_steps: int = 20
     max_steps: int = 3000
     """The step budget; the build time depends on the config only through the steps taken."""
-    eval_every: int = 50
+    eval_every: int = 25
     """Steps between validation checks (step-based, so the stopping point is deterministic)."""
     validation_size: int = 300
-    target_accuracy: float = 0.65
+    target_accuracy: float = 0.6
     """Stop once validation greedy accuracy reaches this: partial competence, room to improve."""
 
     def fingerprint(self) -> str:
@@ -189,7 +192,8 @@ def role_demonstrations(
     rewards: dict[tuple[str, str], float] = {}
     for mode in config.modes:
         mode_log: list[tuple[Request, str]] = []
-        n = config.num_episodes if mode == "rzero" else round(config.num_episodes * config.other_mode_share)
+        share = {"rzero": 1.0, "alive": config.alive_share}.get(mode, config.other_mode_share)
+        n = round(config.num_episodes * share)
         problems = training_problems(n, config.seed + len(rewards), config.levels, exclude)
         stages = (1, 2) if mode == "darc" else (1,)
         options: dict[str, Any] = {}

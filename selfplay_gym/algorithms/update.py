@@ -13,7 +13,7 @@ from typing import Protocol
 import torch
 
 from selfplay_gym.algorithms import distributed
-from selfplay_gym.algorithms.losses import AlgorithmConfig, kto_loss, policy_loss
+from selfplay_gym.algorithms.losses import AlgorithmConfig, kl_k3, kto_loss, policy_loss, token_mean
 from selfplay_gym.algorithms.samples import pad_right
 from selfplay_gym.types import Sample
 
@@ -108,11 +108,21 @@ def _micro_step(learner, adapter, samples, micro, advantages, ref_logprobs, algo
 def _kto(logp, ref, labels, mask, algorithm) -> dict[str, torch.Tensor | float]:
     """KTO on a micro-batch: r_i = sum_t (logp - ref) per completion; z = the micro-batch mean
     of r_i (KTO's reference point, detached; TRL estimates it on mismatched prompt/completion
-    pairs, which costs a second forward pass); desirable iff the label (reward) is > 0."""
+    pairs, which costs a second forward pass); desirable iff the label (reward) is > 0.
+
+    With ``kl_coef > 0`` the loss adds ``kl_coef * token_mean(k3(logp, ref))``, an explicit
+    anchor to the reference (ours, not in KTO): z only centres the rewards, so nothing else
+    stops a LoRA adapter at a high learning rate from pushing every undesirable completion's
+    log-prob to minus infinity, which collapses a shared adapter."""
     if ref is None:
         raise ValueError("the KTO loss needs reference log-probs; the trainer computes them")
     logratio = ((logp - ref) * mask).sum(dim=1)  # [b]
     out = kto_loss(logratio, logratio.mean().detach(), labels > 0, beta=algorithm.kto_beta)
     desirable = (labels > 0).float()  # [b]
-    return {"loss": out["loss"], "kto_reward_desirable": float((out["rewards"] * desirable).sum()
-            / desirable.sum().clamp_min(1)), "kto_logratio": float(logratio.mean())}
+    stats = {"kto_reward_desirable": float((out["rewards"] * desirable).sum()
+             / desirable.sum().clamp_min(1)), "kto_logratio": float(logratio.mean())}
+    loss = out["loss"]
+    if algorithm.kl_coef > 0.0:
+        kl = token_mean(kl_k3(logp, ref), mask)
+        loss, stats["kl"] = loss + algorithm.kl_coef * kl, float(kl)
+    return {"loss": loss, **stats}

@@ -111,7 +111,8 @@ def test_special_tokens(tokenizer):
 # --- demonstrations ----------------------------------------------------------------------------
 def test_solver_examples_are_what_the_env_shows_and_right(examples):
     solver = [(m, t) for m, t in examples if _role(m) == "solver"]
-    assert len(solver) > 0.6 * len(examples)
+    # R-Zero's solver turns carry the skill; ALIVE's reading tasks are the next largest part
+    assert len(solver) > 0.25 * len(examples)
     for messages, _ in solver[:10]:
         assert messages == _solver_view(messages[-1]["content"])
     for messages, target in solver:

@@ -87,3 +87,18 @@ def test_without_lag_the_data_is_fresh_and_the_replay_is_one_round_old():
 def test_bad_lag_is_refused():
     with pytest.raises(ValueError, match="lag 0 or 1"):
         dataclasses.replace(StaggeredReplay(), lag=2)
+
+
+def test_kto_kl_anchor_adds_kl_coef_times_the_token_mean_k3():
+    from selfplay_gym.algorithms.update import _kto
+
+    logp = torch.tensor([[-1.0, -2.0]])
+    ref = torch.tensor([[-1.5, -2.0]])
+    mask, labels = torch.ones(1, 2), torch.tensor([1.0])
+    # r = 0.5 = z, so KTO's desirable term is 1 - sigmoid(0) = 0.5; k3 per token:
+    # e^-0.5 + 0.5 - 1 = 0.1065307 and 0, token mean 0.0532653
+    plain = _kto(logp, ref, labels, mask, PRESETS["kto"])
+    anchored = _kto(logp, ref, labels, mask, dataclasses.replace(PRESETS["kto"], kl_coef=0.1))
+    assert float(plain["loss"]) == pytest.approx(0.5) and "kl" not in plain
+    assert anchored["kl"] == pytest.approx(0.0532653, abs=1e-6)
+    assert float(anchored["loss"]) == pytest.approx(0.5 + 0.1 * 0.0532653, abs=1e-6)

@@ -46,7 +46,8 @@ class FixedPassage:
 
 
 def alive_env(**options) -> SelfPlayReasoningEnv:
-    return SelfPlayReasoningEnv(AliveMode(AliveConfig(**options)), task=FixedPassage())
+    return SelfPlayReasoningEnv(AliveMode(AliveConfig(**{"mask_format": "copy", **options})),
+                                task=FixedPassage())
 
 
 def play(solutions, verdicts=None, revisions=None, mask=GOOD_MASK, **options):
@@ -416,7 +417,7 @@ class ChoiceText(AnyText):
 
 class ScriptedSpaces(SelfPlayReasoningEnv):
     def __init__(self, **options):
-        super().__init__(AliveMode(AliveConfig(**options)), task=FixedPassage())
+        super().__init__(AliveMode(AliveConfig(mask_format="copy", **options)), task=FixedPassage())
         self._choice_spaces = {
             a: ChoiceText(CHOICES[a.rsplit("_", 1)[0]], self.max_action_chars)
             for a in self.possible_agents

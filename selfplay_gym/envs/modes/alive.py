@@ -26,10 +26,14 @@ review with the span redacted ("[HIDDEN]"), so a leaky critique cannot hand over
 Solver and reviser ``infos`` hold no span, critique or document.
 
 ## Action
-Constructor: ``<masked>passage with one [MASK]</masked><answer>span</answer>`` (last block of
-each; tags, not JSON, since passages hold quotes and newlines). Valid iff exactly one
-``[MASK]``, the span put back gives the passage (whitespace-normalised: nothing invented),
-and 1 <= len(span) <= ``max_span_chars``. Solver, reviser: the last ``\\boxed{}``.
+Constructor (``mask_format="span"``, the default): ``<answer>span</answer>`` (the last block);
+valid iff the span is a whole word or number of the passage and 1 <= len(span) <=
+``max_span_chars``; the env masks its first occurrence. ``mask_format="copy"``: the policy
+writes the masked passage itself, ``<masked>passage with one [MASK]</masked><answer>span
+</answer>`` (last block of each; tags, not JSON, since passages hold quotes and newlines),
+valid iff exactly one ``[MASK]`` and the span put back gives the passage
+(whitespace-normalised: nothing invented). Both pose the same task; "span" costs a few tokens
+instead of a whole passage and cannot corrupt it, which is what a small model needs. Solver, reviser: the last ``\\boxed{}``.
 Reviewer: a non-empty critique and ``<verdict>correct|partially|wrong</verdict>`` (last tag,
 any case; "partial", "incorrect" accepted).
 
@@ -55,6 +59,8 @@ constructor's are dropped for an invalid mask.
 
 ## Version history
 - v0: initial reconstruction.
+- v1: ``mask_format="span"`` is the default (the constructor names the span; "copy" stays an
+  option), with its own constructor prompt.
 """
 
 from __future__ import annotations
@@ -87,6 +93,11 @@ CONSTRUCTOR_SYSTEM = (
     "a word) with [MASK]. Write the copy inside <masked></masked>, then the hidden span inside "
     "<answer></answer>."
 )
+SPAN_CONSTRUCTOR_SYSTEM = (
+    "You turn a passage into a fill-in-the-blank task. Pick one short span of it that the rest "
+    "of the passage lets a careful reader work out (a number, a name, a word) and write it "
+    "inside <answer></answer>; it will be replaced by [MASK]."
+)
 SOLVER_SYSTEM = (
     "A short span of the passage was replaced by [MASK]. Reason step by step about what it "
     "was, then put the missing text within \\boxed{}."
@@ -110,11 +121,11 @@ class AliveConfig:
     """Add the revisers: each solver's second turn after its review."""
     max_span_chars: int = 32
     """Longest span the constructor may hide."""
-    mask_format: str = "copy"
-    """'copy': the constructor writes the whole masked passage (the span put back must give
-    the passage); 'span': it names the span only, in ``<answer>``, and the env masks the
-    span's first whole-word occurrence. Same task, no copying: for models too small to
-    repeat a passage verbatim (ours)."""
+    mask_format: str = "span"
+    """'span': the constructor names the span only, in ``<answer>``, and the env masks the
+    span's first whole-word occurrence; 'copy': it writes the whole masked passage (the span
+    put back must give the passage). Same task; copying costs a passage of tokens and a
+    ~1M-parameter model never copies one verbatim."""
     solver_reward: str = "verdict"
     """'verdict': the reviewer's verdict; 'match': the span match."""
     constructor_reward: str = "adversarial"
@@ -276,7 +287,7 @@ def _turn(episode: Episode, agent: str) -> Turn | None:
 
 class AliveMode(Mode):
     name = "alive"
-    version = 0
+    version = 1
     roles = ("constructor", "solver", "reviewer", "reviser")
     recipe = Recipe(stages=(("constructor", "solver", "reviewer"),), schedule="joint")
     """One policy learns all roles at once from the batch's rewards (paper: joint updates)."""
@@ -316,7 +327,8 @@ class AliveMode(Mode):
     def observe(self, agent: str, episode: Episode) -> Messages:
         role, fields = role_of(agent), episode.fields
         if role == "constructor":
-            return _chat(CONSTRUCTOR_SYSTEM, episode.task.get("document") or "(no passage)")
+            system = SPAN_CONSTRUCTOR_SYSTEM if self.config.mask_format == "span" else CONSTRUCTOR_SYSTEM
+            return _chat(system, episode.task.get("document") or "(no passage)")
         masked = fields.get("masked")
         if not masked:
             return ()
