@@ -55,7 +55,7 @@ greedy held-out accuracy from 67.0%):
   rate (-> 24.5%, with the benchmark's KL anchor of 0.05; -> 66.0% at a tenth of the rate):
   ICC converges on 0-19% of questions, so the replayed Solver samples are few and pushed
   again every round. GRPO on the same labels, clipped, is the alternative the mode offers
-  (-> 68.0%).
+  (-> 68.0%; over three seeds it still loses 1.7 points, see results/learning.md).
 - DARC at all three difficulties asks 2-3-operand questions the tiny model (warm-started on
   two operands) rarely answers; the curriculum runs easy -> hard, so its later stage-2
   questions are out of reach (-> 67.5%); difficulty 1 keeps the curriculum within reach (-> 69.0%).
