@@ -85,6 +85,21 @@ def role_adapters(cfg: RunConfig) -> dict[str, str]:
     return {r: (default | mode.recipe.adapters)[r] for r in mode.roles if r not in scripted}
 
 
+def role_temperatures(cfg: RunConfig) -> dict[str, float]:
+    """``rollout.role_temperatures`` ("refiner=0") as role -> temperature."""
+    roles, out = mode_class(cfg.mode).roles, {}
+    for item in cfg.rollout.role_temperatures:
+        role, _, value = item.partition("=")
+        try:
+            out[role] = float(value)
+        except ValueError:
+            out[role] = -1.0
+        if role not in roles or out[role] < 0:
+            raise ValueError(f"--rollout.role-temperatures {item!r}: write role=T with T >= 0 and "
+                             f"a role of {list(roles)}")
+    return out
+
+
 def scripted_roles(cfg: RunConfig) -> dict[str, str]:
     mode = mode_class(cfg.mode)
     scripted = dict(mode.scripted_roles)
@@ -109,8 +124,12 @@ def build_trainer(
     # one task source for all envs, so that consecutive resets can form groups (DARC)
     venv = SelfPlayVectorEnv.make(cfg.mode, num_envs=num_envs, task=mode.default_task(), **options)
     backend = backend or build_backend(cfg)
-    sampling = SamplingConfig(cfg.rollout.temperature, cfg.rollout.top_p, 0, cfg.rollout.max_new_tokens)
-    llm = LLMPolicy(backend, {r: RoleConfig(a, sampling) for r, a in role_adapters(cfg).items()})
+    temperatures = role_temperatures(cfg)
+    llm = LLMPolicy(backend, {
+        r: RoleConfig(a, SamplingConfig(temperatures.get(r, cfg.rollout.temperature), cfg.rollout.top_p,
+                                        0, cfg.rollout.max_new_tokens))
+        for r, a in role_adapters(cfg).items()
+    })
     scripted = {r: scripted_policy(n, venv.envs[0].task) for r, n in scripted_roles(cfg).items()}
     algorithm = PRESETS[cfg.algorithm]
     if cfg.kl_coef is not None:

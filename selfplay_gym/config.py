@@ -41,6 +41,9 @@ class RolloutConfig:
     max_new_tokens: int = 48
     temperature: float = 1.0
     top_p: float = 1.0
+    role_temperatures: tuple[str, ...] = ()
+    """Per-role sampling temperature as role=T, e.g. "refiner=0": a checker that decodes
+    greedily answers consistently; a role at T=0 plays but does not learn."""
 
 
 @dataclass

@@ -93,3 +93,18 @@ def test_mode_options_from_the_config_reach_the_mode():
                                  "max_span_chars": 8}
     with pytest.raises(ValueError, match="write key=value with a key of"):
         mode_options(RunConfig(mode="alive", options=("bogus=1",)))
+
+
+def test_role_temperatures_reach_each_role_and_bad_ones_name_the_fix(tiny_dir, tmp_path):
+    from selfplay_gym.build import build_trainer, role_temperatures
+    from selfplay_gym.config import RolloutConfig
+
+    rollout = RolloutConfig(num_envs=2, role_temperatures=("refiner=0.1",))
+    cfg = RunConfig(mode="aero", rollout=rollout)
+    assert role_temperatures(cfg) == {"refiner": 0.1}
+    policies = build_trainer(cfg).policies
+    assert policies["refiner"].roles["refiner"].sampling.temperature == 0.1
+    assert policies["solver"].roles["solver"].sampling.temperature == 1.0
+    for bad in ("critic=0", "refiner=hot", "refiner=-1"):
+        with pytest.raises(ValueError, match="write role=T with T >= 0"):
+            role_temperatures(RunConfig(mode="aero", rollout=RolloutConfig(role_temperatures=(bad,))))
