@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 from selfplay_gym.agents.adapters import LoraSettings
@@ -89,14 +90,15 @@ def role_temperatures(cfg: RunConfig) -> dict[str, float]:
     """``rollout.role_temperatures`` ("refiner=0") as role -> temperature."""
     roles, out = mode_class(cfg.mode).roles, {}
     for item in cfg.rollout.role_temperatures:
-        role, _, value = item.partition("=")
+        role, _, text = item.partition("=")
         try:
-            out[role] = float(value)
+            value = float(text)
         except ValueError:
-            out[role] = -1.0
-        if role not in roles or out[role] < 0:
+            value = math.nan  # refused below, with the same message as a negative T
+        if role not in roles or not value >= 0:
             raise ValueError(f"--rollout.role-temperatures {item!r}: write role=T with T >= 0 and "
                              f"a role of {list(roles)}")
+        out[role] = value
     return out
 
 

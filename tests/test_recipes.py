@@ -95,7 +95,7 @@ def test_mode_options_from_the_config_reach_the_mode():
         mode_options(RunConfig(mode="alive", options=("bogus=1",)))
 
 
-def test_role_temperatures_reach_each_role_and_bad_ones_name_the_fix(tiny_dir, tmp_path):
+def test_role_temperatures_reach_each_role_and_bad_ones_name_the_fix(tiny_dir):
     from selfplay_gym.build import build_trainer, role_temperatures
     from selfplay_gym.config import RolloutConfig
 

@@ -335,11 +335,13 @@ class Constructor(_Seeded):
                 out.append(_done(f"<masked>{MASK}</masked><answer>?</answer>"))
                 continue
             text, span = masked
+            reply = f"<answer>{span}</answer>"
             if self.mask_format == "span":  # the env masks the span's first occurrence
-                text = parse_span(f"<answer>{span}</answer>", passage).fields.get("masked") or text
+                text = parse_span(reply, passage).fields.get("masked") or text
+            else:
+                reply = f"<masked>{text}</masked>{reply}"
             self.spans[text] = span
-            out.append(_done(f"<answer>{span}</answer>" if self.mask_format == "span"
-                             else f"<masked>{text}</masked><answer>{span}</answer>"))
+            out.append(_done(reply))
         return out
 
 

@@ -146,7 +146,7 @@ class AliveConfig:
         for name, allowed in (("solver_reward", ("verdict", "match")),
                               ("constructor_reward", ("adversarial", "variance")),
                               ("constructor_group", ("batch", "passage")),
-                              ("mask_format", ("copy", "span"))):
+                              ("mask_format", tuple(MASK_FORMATS))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
 
@@ -205,6 +205,10 @@ def parse_span(text: object, passage: object = None, max_span_chars: int = 32) -
         return Parsed(False, {"span": span}, error="the span is not a word or number of the passage")
     masked = passage[: match.start()] + MASK + passage[match.end() :]
     return Parsed(True, {"masked": masked, "span": span})
+
+
+MASK_FORMATS = {"span": (SPAN_CONSTRUCTOR_SYSTEM, parse_span), "copy": (CONSTRUCTOR_SYSTEM, parse_mask)}
+"""``AliveConfig.mask_format`` -> (the constructor's system prompt, its parser)."""
 
 
 def parse_boxed(text: object) -> Parsed:
@@ -327,7 +331,7 @@ class AliveMode(Mode):
     def observe(self, agent: str, episode: Episode) -> Messages:
         role, fields = role_of(agent), episode.fields
         if role == "constructor":
-            system = SPAN_CONSTRUCTOR_SYSTEM if self.config.mask_format == "span" else CONSTRUCTOR_SYSTEM
+            system = MASK_FORMATS[self.config.mask_format][0]
             return _chat(system, episode.task.get("document") or "(no passage)")
         masked = fields.get("masked")
         if not masked:
@@ -348,10 +352,8 @@ class AliveMode(Mode):
 
     # --- parsing ---------------------------------------------------------------------------
     def parse(self, role: str, text: str) -> Parsed:
-        if role == "constructor" and self.config.mask_format == "span":
-            return parse_span(text, None, self.config.max_span_chars)
         if role == "constructor":  # syntax here; record() checks it against the passage
-            return parse_mask(text, None, self.config.max_span_chars)
+            return MASK_FORMATS[self.config.mask_format][1](text, None, self.config.max_span_chars)
         return parse_review(text) if role == "reviewer" else parse_boxed(text)
 
     def record(self, turn: Turn, episode: Episode) -> None:
@@ -359,8 +361,7 @@ class AliveMode(Mode):
         if turn.role == "constructor":
             if turn.valid:  # the full check needs the passage, which parse() does not see
                 passage = episode.task.get("document") or ""
-                parse = parse_span if self.config.mask_format == "span" else parse_mask
-                full = parse(turn.text, passage, self.config.max_span_chars)
+                full = MASK_FORMATS[self.config.mask_format][1](turn.text, passage, self.config.max_span_chars)
                 turn.valid, turn.error, turn.parsed = full.valid, full.error, dict(full.fields)
             fields["mask_valid"] = turn.valid
             fields["masked"] = turn.parsed["masked"] if turn.valid else None
