@@ -276,13 +276,15 @@ class HFBackend:
         *,
         temperature: float = 1.0,
         with_entropy: bool = False,
+        entropy_grad: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Differentiable log-probs [B, T] under ``adapter``, the completion mask [B, T], entropy.
 
         Only ``adapter``'s parameters require grad here, whatever peft's ``set_adapter`` did.
+        The entropy is differentiable only with ``entropy_grad`` (an entropy bonus needs it).
         """
         self.store.activate_for_training(adapter)
         self.model.train()
         batch = pack(prompt_ids, completion_ids, self.tokenizer.pad_token_id).to(self.device)
-        logp, entropy = completion_logprobs(self.model, batch, temperature, with_entropy)
+        logp, entropy = completion_logprobs(self.model, batch, temperature, with_entropy, entropy_grad)
         return logp, batch.completion_mask, entropy

@@ -50,11 +50,18 @@ def pack(prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[
 
 
 def completion_logprobs(
-    model: torch.nn.Module, batch: PackedBatch, temperature: float = 1.0, with_entropy: bool = False
+    model: torch.nn.Module,
+    batch: PackedBatch,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+    entropy_grad: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``log softmax(logits / T)`` of each completion token: ([B, T], entropy [B, T] or None).
 
-    Differentiable: the trainer calls it with grad enabled on the active adapter.
+    Differentiable: the trainer calls it with grad enabled on the active adapter. The log-prob
+    is ``logit / T - logsumexp(logits / T)``, so no vocabulary-sized log-softmax is kept for the
+    backward pass; the entropy carries gradients only when ``entropy_grad`` (an entropy bonus)
+    asks for them, else it is a metric computed and freed at once.
     """
     steps = batch.completion_ids.shape[1]
     logits = model(
@@ -63,9 +70,16 @@ def completion_logprobs(
         position_ids=batch.position_ids,
         logits_to_keep=steps + 1,
     ).logits[:, :-1]  # [B, T, V]: the logit at column t predicts token t + 1
-    logp = torch.log_softmax(logits.float() / (temperature or 1.0), dim=-1)  # [B, T, V]
-    token_logp = logp.gather(-1, batch.completion_ids[..., None]).squeeze(-1)  # [B, T]
-    entropy = -(logp.exp() * logp).sum(-1) if with_entropy else None  # [B, T]
+    scaled = logits.float()
+    if temperature not in (0.0, 1.0):
+        scaled = scaled / temperature
+    chosen = scaled.gather(-1, batch.completion_ids[..., None]).squeeze(-1)  # [B, T]
+    token_logp = chosen - torch.logsumexp(scaled, dim=-1)  # [B, T]
+    entropy = None
+    if with_entropy:
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+            logp = torch.log_softmax(scaled, dim=-1)  # [B, T, V]
+            entropy = -(logp.exp() * logp).sum(-1)  # [B, T]
     return token_logp * batch.completion_mask, entropy
 
 

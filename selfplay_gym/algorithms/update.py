@@ -24,7 +24,8 @@ class Learner(Protocol):
     def adapter_parameters(self, adapter: str) -> dict[str, torch.nn.Parameter]: ...
 
     def train_logprobs(
-        self, adapter: str, prompt_ids, completion_ids, *, temperature: float, with_entropy: bool
+        self, adapter: str, prompt_ids, completion_ids, *, temperature: float, with_entropy: bool,
+        entropy_grad: bool,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]: ...
 
     def reference_logprobs(self, prompt_ids, completion_ids, **kwargs) -> list[torch.Tensor]: ...
@@ -88,6 +89,7 @@ def _micro_step(learner, adapter, samples, micro, advantages, ref_logprobs, algo
     logp, mask, entropy = learner.train_logprobs(
         adapter, [s.prompt_ids for s in chosen], [s.completion_ids for s in chosen],
         temperature=temperature, with_entropy=config.log_entropy or algorithm.entropy_coef > 0,
+        entropy_grad=algorithm.entropy_coef > 0,
     )  # [b, T], [b, T], [b, T] | None
     width = logp.shape[1]
     old = pad_right([s.old_logprobs for s in chosen], width).to(logp.device)  # [b, T]

@@ -9,7 +9,7 @@ from transformers import AutoModelForCausalLM
 
 from selfplay_gym.agents.hf import HFBackend
 from selfplay_gym.agents.policy import LLMPolicy, RoleConfig, SamplingConfig
-from selfplay_gym.agents.scoring import pack
+from selfplay_gym.agents.scoring import completion_logprobs, pack
 from selfplay_gym.types import Request
 
 SOLVER_PROMPT = ({"role": "system", "content": "Reason step by step."}, {"role": "user", "content": "37+48"})
@@ -181,3 +181,27 @@ def test_llm_policy_validates_roles(backend):
 def test_sampling_config_rejects_bad_values(kwargs):
     with pytest.raises(ValueError):
         SamplingConfig(**kwargs)
+
+
+def test_training_logprobs_and_entropy_match_a_full_log_softmax(backend):
+    """logit/T - logsumexp equals log_softmax (values and gradients); the entropy is a metric
+    without gradients unless an entropy bonus asks for them."""
+    prompt_ids = [backend.encode_prompt(SOLVER_PROMPT, max_new_tokens=16).ids]
+    completion_ids = [backend.tokenizer.encode("47+30=77, 77+8=85. \\boxed{85}")]
+    batch = pack(prompt_ids, completion_ids, backend.tokenizer.pad_token_id)
+    backend.store.activate_for_training("solver")
+    params = list(backend.adapter_parameters("solver").values())
+    for temperature in (1.0, 0.7):
+        logp, entropy = completion_logprobs(backend.model, batch, temperature, with_entropy=True)
+        assert entropy is not None and not entropy.requires_grad
+        (grad,) = torch.autograd.grad(logp.sum(), params[:1])
+        logits = backend.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                               position_ids=batch.position_ids).logits[:, -batch.completion_ids.shape[1] - 1:-1]
+        full = torch.log_softmax(logits / temperature, dim=-1)
+        expected = full.gather(-1, batch.completion_ids[..., None]).squeeze(-1) * batch.completion_mask
+        (expected_grad,) = torch.autograd.grad(expected.sum(), params[:1])
+        assert torch.allclose(logp, expected, atol=1e-5)
+        assert torch.allclose(grad, expected_grad, atol=1e-5)
+        assert torch.allclose(entropy, -(full.exp() * full).sum(-1).detach(), atol=1e-5)
+    _, entropy = completion_logprobs(backend.model, batch, 0.7, with_entropy=True, entropy_grad=True)
+    assert entropy.requires_grad
