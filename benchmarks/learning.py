@@ -44,7 +44,7 @@ MODES = ("rzero", "aero", "darc", "alive")
 
 
 OVERRIDES = {
-    "aero": {"algorithm": "grpo", "rollout": {"role_temperatures": ("refiner=0.1",)}},
+    "aero": {"algorithm": "grpo"},
     "darc": {"options": ("difficulties=[1]",)},
     "alive": {"options": ("solver_reward=match",)},
 }
@@ -68,13 +68,11 @@ greedy held-out accuracy from 67.0%):
 
 def run_config(mode: str, seed: int, iterations: int, output: Path) -> RunConfig:
     """The mode's recipe at CPU scale; the settings shared by every mode are set here once."""
-    overrides = dict(OVERRIDES.get(mode, {}))
-    rollout = overrides.pop("rollout", {})
     return RunConfig(
-        **overrides,
+        **OVERRIDES.get(mode, {}),
         mode=mode,
         kl_coef=0.05,
-        rollout=RolloutConfig(num_envs=32, num_solvers=8, max_new_tokens=40, **rollout),
+        rollout=RolloutConfig(num_envs=32, num_solvers=8, max_new_tokens=40),
         train=TrainConfig(iterations=iterations, learning_rate=5e-4, seed=seed, output_dir=str(output),
                           save_every=0, log_episodes=2, progress=False,
                           update=UpdateConfig(minibatch_size=256, micro_batch_size=64)),

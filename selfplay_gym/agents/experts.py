@@ -40,7 +40,6 @@ from selfplay_gym.agents.scripted import (
     MajorityJudge,
     NoisySolver,
 )
-from selfplay_gym.envs.modes.aero import CANDIDATE_HEADING
 from selfplay_gym.envs.modes.alive import MASK, parse_span, redact, span_match
 from selfplay_gym.envs.tasks import Problem, solve, worked_solution
 from selfplay_gym.envs.verify import equivalent
@@ -48,8 +47,6 @@ from selfplay_gym.types import Completion, Policy, Request
 
 MODES = ("rzero", "aero", "darc", "alive")
 OFFSETS = (-3, -2, -1, 1, 2, 3)
-REFINER_DRAWS = 8
-"""Worked solutions the refiner draws to find a path unlike the candidate's."""
 """How far a wrong integer answer lies from the right one."""
 
 
@@ -140,10 +137,7 @@ class AeroJudge:
 
 
 class Refiner(_Seeded):
-    """A correct solver of arithmetic questions: AERO's refiner (ICC). It restates the problem,
-    then works it by a path the candidate did not take (``47+38: 40+38=78, 78+7=85.
-    \\boxed{85}`` after a candidate that began ``47+30``), so a small model learns to re-solve
-    from the problem it copied instead of continuing the candidate's steps, wrong ones included."""
+    """A correct solver of arithmetic questions: AERO's refiner (ICC) writes the worked solution."""
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         out = []
@@ -151,13 +145,8 @@ class Refiner(_Seeded):
             question = str(request.info.get("question") or "")
             expression = expression_in(question) or question
             answer = solve(expression)
-            if answer is None:
-                out.append(_done("\\boxed{0}"))
-                continue
-            candidate = str(request.messages[-1]["content"]).partition(CANDIDATE_HEADING)[2]
-            paths = [worked_solution(expression, answer, self.rng) for _ in range(REFINER_DRAWS)]
-            fresh = [path for path in paths if path.split("=", 1)[0] not in candidate]
-            out.append(_done(f"{expression}: {(fresh or paths)[0]}"))
+            text = worked_solution(expression, answer, self.rng) if answer else "\\boxed{0}"
+            out.append(_done(text))
         return out
 
 

@@ -42,7 +42,7 @@ from selfplay_gym.envs.vector import SelfPlayVectorEnv
 from selfplay_gym.envs.verify import extract_answer
 from selfplay_gym.types import Completion, Messages, Policy, Request
 
-FORMAT_VERSION = 6
+FORMAT_VERSION = 4
 """Bump when the build changes in a way the config does not show; it is part of the cache key."""
 
 PAD, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
@@ -81,11 +81,7 @@ class TinyModelConfig:
     modes: tuple[str, ...] = ("rzero", "aero", "darc", "alive")
     """Modes whose formats the model learns from expert episodes (R-Zero's carry the skill)."""
     other_mode_share: float = 0.05
-    """Episodes of each mode other than R-Zero, AERO and ALIVE, as a share of ``num_episodes``."""
-    aero_share: float = 0.3
-    """AERO's episodes, as a share of ``num_episodes``: its refiner must re-solve a problem with
-    a candidate solution's numbers between the problem and its reply, a skill R-Zero's examples
-    do not teach (at 0.05 the refiner was right on 20% of held-out problems, the solver on 67%)."""
+    """Episodes of each mode other than R-Zero and ALIVE, as a share of ``num_episodes``."""
     alive_share: float = 0.5
     """ALIVE's episodes, as a share of ``num_episodes``: its solver must find two numbers in
     a story before it can add them, a skill its format alone does not teach."""
@@ -196,8 +192,7 @@ def role_demonstrations(
     rewards: dict[tuple[str, str], float] = {}
     for mode in config.modes:
         mode_log: list[tuple[Request, str]] = []
-        shares = {"rzero": 1.0, "aero": config.aero_share, "alive": config.alive_share}
-        share = shares.get(mode, config.other_mode_share)
+        share = {"rzero": 1.0, "alive": config.alive_share}.get(mode, config.other_mode_share)
         n = round(config.num_episodes * share)
         problems = training_problems(n, config.seed + len(rewards), config.levels, exclude)
         stages = (1, 2) if mode == "darc" else (1,)

@@ -94,8 +94,10 @@ REFINER_SYSTEM = (
     "the problem from first principles without trusting the candidate's conclusion. End with "
     "the corrected final answer as \\boxed{answer}."
 )
-CANDIDATE_HEADING = "### Suspected Incorrect Solution\n"
-REFINER_USER = "### Problem\n{question}\n\n" + CANDIDATE_HEADING + "{candidate}\n\n### Your Correction\n"
+REFINER_USER = (
+    "### Problem\n{question}\n\n### Suspected Incorrect Solution\n{candidate}\n\n"
+    "### Your Correction\n"
+)
 CORRECTED_MAX_CLUSTERS = 4
 """``"corrected"`` measures H against the spread of at most 4 equally likely answers."""
 
