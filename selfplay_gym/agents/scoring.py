@@ -58,10 +58,9 @@ def completion_logprobs(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``log softmax(logits / T)`` of each completion token: ([B, T], entropy [B, T] or None).
 
-    Differentiable: the trainer calls it with grad enabled on the active adapter. The log-prob
-    is ``logit / T - logsumexp(logits / T)``, so no vocabulary-sized log-softmax is kept for the
-    backward pass; the entropy carries gradients only when ``entropy_grad`` (an entropy bonus)
-    asks for them, else it is a metric computed and freed at once.
+    Differentiable: the trainer calls it with grad enabled on the active adapter. The entropy
+    carries gradients only with ``entropy_grad`` (an entropy bonus); as a metric it is computed
+    without a graph, one row at a time, so it adds no vocabulary-sized tensors to the peak.
     """
     steps = batch.completion_ids.shape[1]
     logits = model(
@@ -70,16 +69,14 @@ def completion_logprobs(
         position_ids=batch.position_ids,
         logits_to_keep=steps + 1,
     ).logits[:, :-1]  # [B, T, V]: the logit at column t predicts token t + 1
-    scaled = logits.float()
-    if temperature not in (0.0, 1.0):
-        scaled = scaled / temperature
-    chosen = scaled.gather(-1, batch.completion_ids[..., None]).squeeze(-1)  # [B, T]
-    token_logp = chosen - torch.logsumexp(scaled, dim=-1)  # [B, T]
-    entropy = None
-    if with_entropy:
-        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-            logp = torch.log_softmax(scaled, dim=-1)  # [B, T, V]
-            entropy = -(logp.exp() * logp).sum(-1)  # [B, T]
+    logp = torch.log_softmax(logits.float() / (temperature or 1.0), dim=-1)  # [B, T, V]
+    token_logp = logp.gather(-1, batch.completion_ids[..., None]).squeeze(-1)  # [B, T]
+    entropy = None  # [B, T]
+    if with_entropy and entropy_grad:
+        entropy = -(logp.exp() * logp).sum(-1)
+    elif with_entropy:
+        with torch.no_grad():
+            entropy = torch.stack([-(row.exp() * row).sum(-1) for row in logp])
     return token_logp * batch.completion_mask, entropy
 
 

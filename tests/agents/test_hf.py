@@ -184,8 +184,8 @@ def test_sampling_config_rejects_bad_values(kwargs):
 
 
 def test_training_logprobs_and_entropy_match_a_full_log_softmax(backend):
-    """logit/T - logsumexp equals log_softmax (values and gradients); the entropy is a metric
-    without gradients unless an entropy bonus asks for them."""
+    """Log-probs (values and gradients) and entropy equal a direct computation at any T; the
+    entropy is a metric without gradients unless an entropy bonus asks for them."""
     prompt_ids = [backend.encode_prompt(SOLVER_PROMPT, max_new_tokens=16).ids]
     completion_ids = [backend.tokenizer.encode("47+30=77, 77+8=85. \\boxed{85}")]
     batch = pack(prompt_ids, completion_ids, backend.tokenizer.pad_token_id)
