@@ -33,6 +33,7 @@ bench: venv
 	$(BIN)/python benchmarks/grpo_vs_trl.py --size larger --steps 8
 	$(BIN)/python benchmarks/rollout.py
 	$(BIN)/python benchmarks/memory.py
+	$(BIN)/python benchmarks/scoring_memory.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
