@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from pathlib import Path
 
 from selfplay_gym.agents.adapters import LoraSettings
@@ -91,14 +90,14 @@ def role_temperatures(cfg: RunConfig) -> dict[str, float]:
     roles, out = mode_class(cfg.mode).roles, {}
     for item in cfg.rollout.role_temperatures:
         role, _, text = item.partition("=")
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan  # refused below, with the same message as a negative T
-        if role not in roles or not value >= 0:
-            raise ValueError(f"--rollout.role-temperatures {item!r}: write role=T with T >= 0 and "
+        refused = ValueError(f"--rollout.role-temperatures {item!r}: write role=T with T >= 0 and "
                              f"a role of {list(roles)}")
-        out[role] = value
+        try:
+            out[role] = float(text)
+        except ValueError:
+            raise refused from None
+        if role not in roles or not out[role] >= 0:
+            raise refused
     return out
 
 
@@ -126,10 +125,10 @@ def build_trainer(
     # one task source for all envs, so that consecutive resets can form groups (DARC)
     venv = SelfPlayVectorEnv.make(cfg.mode, num_envs=num_envs, task=mode.default_task(), **options)
     backend = backend or build_backend(cfg)
+    sampling = SamplingConfig(cfg.rollout.temperature, cfg.rollout.top_p, 0, cfg.rollout.max_new_tokens)
     temperatures = role_temperatures(cfg)
     llm = LLMPolicy(backend, {
-        r: RoleConfig(a, SamplingConfig(temperatures.get(r, cfg.rollout.temperature), cfg.rollout.top_p,
-                                        0, cfg.rollout.max_new_tokens))
+        r: RoleConfig(a, dataclasses.replace(sampling, temperature=temperatures.get(r, sampling.temperature)))
         for r, a in role_adapters(cfg).items()
     })
     scripted = {r: scripted_policy(n, venv.envs[0].task) for r, n in scripted_roles(cfg).items()}

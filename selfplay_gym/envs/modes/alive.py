@@ -33,7 +33,8 @@ writes the masked passage itself, ``<masked>passage with one [MASK]</masked><ans
 </answer>`` (last block of each; tags, not JSON, since passages hold quotes and newlines),
 valid iff exactly one ``[MASK]`` and the span put back gives the passage
 (whitespace-normalised: nothing invented). Both pose the same task; "span" costs a few tokens
-instead of a whole passage and cannot corrupt it, which is what a small model needs. Solver, reviser: the last ``\\boxed{}``.
+instead of a whole passage and cannot corrupt it, which is what a small model needs.
+Solver, reviser: the last ``\\boxed{}``.
 Reviewer: a non-empty critique and ``<verdict>correct|partially|wrong</verdict>`` (last tag,
 any case; "partial", "incorrect" accepted).
 
@@ -66,7 +67,9 @@ constructor's are dropped for an invalid mask.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from selfplay_gym.envs.mode import Mode, Parsed, Recipe, RewardFn, role_of
 from selfplay_gym.envs.tasks import WordProblemCorpus
@@ -207,8 +210,15 @@ def parse_span(text: object, passage: object = None, max_span_chars: int = 32) -
     return Parsed(True, {"masked": masked, "span": span})
 
 
-MASK_FORMATS = {"span": (SPAN_CONSTRUCTOR_SYSTEM, parse_span), "copy": (CONSTRUCTOR_SYSTEM, parse_mask)}
-"""``AliveConfig.mask_format`` -> (the constructor's system prompt, its parser)."""
+class MaskFormat(NamedTuple):
+    """What ``AliveConfig.mask_format`` sets: the constructor's prompt and its reply's parser."""
+
+    system: str
+    parse: Callable[..., Parsed]
+
+
+MASK_FORMATS = {"span": MaskFormat(SPAN_CONSTRUCTOR_SYSTEM, parse_span),
+                "copy": MaskFormat(CONSTRUCTOR_SYSTEM, parse_mask)}
 
 
 def parse_boxed(text: object) -> Parsed:
@@ -331,7 +341,7 @@ class AliveMode(Mode):
     def observe(self, agent: str, episode: Episode) -> Messages:
         role, fields = role_of(agent), episode.fields
         if role == "constructor":
-            system = MASK_FORMATS[self.config.mask_format][0]
+            system = MASK_FORMATS[self.config.mask_format].system
             return _chat(system, episode.task.get("document") or "(no passage)")
         masked = fields.get("masked")
         if not masked:
@@ -353,7 +363,7 @@ class AliveMode(Mode):
     # --- parsing ---------------------------------------------------------------------------
     def parse(self, role: str, text: str) -> Parsed:
         if role == "constructor":  # syntax here; record() checks it against the passage
-            return MASK_FORMATS[self.config.mask_format][1](text, None, self.config.max_span_chars)
+            return MASK_FORMATS[self.config.mask_format].parse(text, None, self.config.max_span_chars)
         return parse_review(text) if role == "reviewer" else parse_boxed(text)
 
     def record(self, turn: Turn, episode: Episode) -> None:
@@ -361,7 +371,7 @@ class AliveMode(Mode):
         if turn.role == "constructor":
             if turn.valid:  # the full check needs the passage, which parse() does not see
                 passage = episode.task.get("document") or ""
-                full = MASK_FORMATS[self.config.mask_format][1](turn.text, passage, self.config.max_span_chars)
+                full = MASK_FORMATS[self.config.mask_format].parse(turn.text, passage, self.config.max_span_chars)
                 turn.valid, turn.error, turn.parsed = full.valid, full.error, dict(full.fields)
             fields["mask_valid"] = turn.valid
             fields["masked"] = turn.parsed["masked"] if turn.valid else None
