@@ -9,7 +9,9 @@ budget of iterations:
   "before", which the script checks;
 - supervised: GRPO on the true arithmetic labels (R-Zero's env with a dataset questioner and
   the reference judge), same budget and settings: how much of the labelled gain self-play
-  recovers.
+  recovers;
+- aero/true-refiner (with aero only): AERO with a refiner that names the true answer, a
+  diagnostic of how much AERO's own refiner costs it.
 
 Accuracy is the Solver's on ``ArithmeticTask.held_out(200)`` (never trained on), greedy (the
 headline) and sampled at temperature 1. Writes ``benchmarks/results/learning.md`` (a table
@@ -90,6 +92,19 @@ def supervised_config(seed: int, iterations: int, output: Path) -> RunConfig:
                                scripted=("questioner=dataset", "judge=reference"))
 
 
+def true_refiner_config(seed: int, iterations: int, output: Path) -> RunConfig:
+    """AERO with a refiner that always names the true answer (a diagnostic, not self-play): ICC
+    then converges on the truth, so this row is what AERO's pipeline learns when its labels are
+    right, and the gap to the ``aero`` row is what its own refiner costs."""
+    cfg = run_config("aero", seed, iterations, output)
+    return dataclasses.replace(cfg, scripted=("refiner=reference",), train_roles=("generator", "solver"))
+
+
+REFERENCES = {"supervised": supervised_config, "aero/true-refiner": true_refiner_config}
+"""Rows run beside the modes, with labels (gray in the plot): supervised always, AERO's diagnostic
+when aero runs."""
+
+
 def measure(cfg: RunConfig) -> dict[str, float]:
     """Train ``cfg`` and return held-out accuracy before and after (and the control's)."""
     torch.manual_seed(cfg.train.seed)
@@ -162,16 +177,16 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    modes = list(dict.fromkeys(r["mode"] for r in rows))
+    modes = [m for m in (*MODES, *REFERENCES) if any(r["mode"] == m for r in rows)]
     fig, ax = plt.subplots(figsize=(7, 4))
     for x, mode in enumerate(modes):
         gains = [100 * (r["greedy_after"] - r["greedy_before"]) for r in rows if r["mode"] == mode]
-        ax.bar(x, statistics.mean(gains), color="tab:blue" if mode != "supervised" else "tab:gray")
+        ax.bar(x, statistics.mean(gains), color="tab:gray" if mode in REFERENCES else "tab:blue")
         ax.scatter([x] * len(gains), gains, color="black", zorder=3, s=12)
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(range(len(modes)), modes)
+    ax.set_xticks(range(len(modes)), [m.replace("/", "/\n") for m in modes])
     ax.set_ylabel("held-out greedy accuracy gain (points)")
-    ax.set_title("Self-play vs supervised GRPO on the tiny model (bars: mean, dots: seeds)")
+    ax.set_title("Self-play (blue) vs references with labels (gray), tiny model\n(bars: mean, dots: seeds)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -188,13 +203,14 @@ def main() -> None:
     saved = out / "rows.json"  # finished runs are kept: an interrupted benchmark resumes
     done = {(r["mode"], r["seed"]): r for r in json.loads(saved.read_text())} if saved.exists() else {}
     rows = []
+    references = ["supervised", *(["aero/true-refiner"] if "aero" in args.modes else [])]
     for seed in args.seeds:
-        for mode in [*args.modes, "supervised"]:
+        for mode in [*args.modes, *references]:
             if (mode, seed) in done:
                 rows.append(done[(mode, seed)])
                 continue
-            run_dir = out / f"{mode}-seed{seed}"
-            cfg = (supervised_config(seed, args.iterations, run_dir) if mode == "supervised"
+            run_dir = out / f"{mode.replace('/', '-')}-seed{seed}"
+            cfg = (REFERENCES[mode](seed, args.iterations, run_dir) if mode in REFERENCES
                    else run_config(mode, seed, args.iterations, run_dir))
             row = {"mode": mode, "seed": seed, **measure(cfg)}
             rows.append(row)

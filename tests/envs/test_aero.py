@@ -10,7 +10,7 @@ import pytest
 from pettingzoo.test import seed_test
 
 from selfplay_gym import Episode, SelfPlayReasoningEnv, SelfPlayVectorEnv
-from selfplay_gym.agents.scripted import FunctionPolicy
+from selfplay_gym.agents.scripted import FunctionPolicy, scripted_policy
 from selfplay_gym.envs.conformance import api_warnings
 from selfplay_gym.envs.modes.aero import (
     AeroConfig,
@@ -36,8 +36,9 @@ def idx(agent: str) -> int:
     return int(agent.rsplit("_", 1)[1])
 
 
-def run(answers, refiners=(B56, B56), judge="", question=QUESTION, seen=None, **options):
-    """(episode, mode) of one AERO episode with scripted texts; ``seen`` gets each Request."""
+def run(answers, refiners=(B56, B56), judge="", question=QUESTION, seen=None, refiner=None, **options):
+    """(episode, mode) of one AERO episode with scripted texts (or a ``refiner`` policy);
+    ``seen`` gets each Request."""
     mode = AeroMode(AeroConfig(num_solvers=len(answers), **options))
     venv = SelfPlayVectorEnv([lambda: SelfPlayReasoningEnv(mode)])
     seen = {} if seen is None else seen
@@ -53,7 +54,7 @@ def run(answers, refiners=(B56, B56), judge="", question=QUESTION, seen=None, **
         "generator": play(lambda r: question),
         "solver": play(lambda r: answers[idx(r.agent)]),
         "judge": play(lambda r: judge),
-        "refiner": play(lambda r: refiners[idx(r.agent)]),
+        "refiner": refiner or play(lambda r: refiners[idx(r.agent)]),
     }
     return venv.rollout(policies, seed=0).episodes[0], mode
 
@@ -215,6 +216,16 @@ def test_icc_not_converged_gives_no_solver_or_refiner_data(refiners):
     assert ep.rewards["refiner_0"] == ep.rewards["refiner_1"] == 0.0
     assert not any(mode.keep_for_training(a, ep) for a in ("solver_0", "refiner_0", "refiner_1"))
     assert len(ep.fields["kto_labels"]) == 1
+
+
+def test_a_reference_refiner_makes_the_true_answer_the_label_against_a_wrong_majority():
+    """``--scripted refiner=reference``, the diagnostic row of benchmarks/learning.py."""
+    wrong_majority = [B(a) for a in [54] * 8 + [56] * 4 + [57] * 4]
+    ep, _ = run(wrong_majority, refiner=scripted_policy("reference", ArithmeticTask()))
+    assert ep.fields["zone"] == "ZPD" and ep.fields["cluster_answers"][:2] == ["54", "56"]
+    assert ep.fields["converged"] and ep.fields["pseudo_label"] == "56"
+    assert solver_rewards(ep) == [-1.0] * 8 + [1.0] * 4 + [-1.0] * 4
+    assert ep.fields["candidate_correct"] == [False, True]
 
 
 def test_unparsable_solver_answer_is_wrong_once_converged():
