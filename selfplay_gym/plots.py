@@ -37,7 +37,7 @@ def plot_learning_curves(rows: Sequence[dict], path: Path) -> Path:
     for key in sorted({k for r in train_rows for k in r if k.startswith("reward/") and k.endswith("/mean")}):
         points = [(r["iteration"] + 1, r[key]) for r in train_rows if key in r]
         reward_ax.plot(*zip(*points, strict=True), marker=".", label=key.split("/")[1])
-    reward_ax.set(title="mean reward per role", xlabel="iteration")
+    reward_ax.set(title="mean reward per role", xlabel="iteration", ylabel="reward (mean over samples)")
     reward_ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
