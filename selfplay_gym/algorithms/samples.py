@@ -17,6 +17,7 @@ from selfplay_gym.envs.vector import Rollout
 from selfplay_gym.types import Episode, Sample
 
 KeepFn = Callable[[str, Episode], bool]
+ExamplesFn = Callable[[Episode], Sequence[tuple[str, str, float]]]
 
 
 def collect_samples(rollout: Rollout, roles: Collection[str], keep: KeepFn) -> list[Sample]:
@@ -38,6 +39,33 @@ def collect_samples(rollout: Rollout, roles: Collection[str], keep: KeepFn) -> l
                     old_logprobs=completion.logprobs,
                     reward=episode.rewards[agent],
                     finish_reason=completion.finish_reason,
+                )
+            )
+    return samples
+
+
+def collect_cross_role_samples(rollout: Rollout, roles: Collection[str], examples: ExamplesFn) -> list[Sample]:
+    """The mode's cross-role examples (``Mode.cross_role_examples``) of a trained role: the
+    writer's completion under the prompt of ``prompt_of``, in its group, with the given reward.
+    No sampling log-probs exist for that pairing, so ``old_logprobs`` stays empty (KTO only)."""
+    samples = []
+    for episode, completions in zip(rollout.episodes, rollout.completions, strict=True):
+        for writer, prompt_of, reward in examples(episode):
+            role = prompt_of.rsplit("_", 1)[0]
+            written, prompted = completions.get(writer), completions.get(prompt_of)
+            if role not in roles or not written or not prompted or not written.completion_ids:
+                continue
+            samples.append(
+                Sample(
+                    role=role,
+                    agent=writer,
+                    episode_id=episode.episode_id,
+                    group_id=episode.group_ids[prompt_of],
+                    prompt_ids=prompted.prompt_ids,
+                    completion_ids=written.completion_ids,
+                    old_logprobs=[],
+                    reward=reward,
+                    finish_reason=written.finish_reason,
                 )
             )
     return samples

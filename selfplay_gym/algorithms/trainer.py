@@ -24,7 +24,12 @@ from selfplay_gym.algorithms.checkpoint import latest_checkpoint, load_checkpoin
 from selfplay_gym.algorithms.losses import AlgorithmConfig
 from selfplay_gym.algorithms.replay import SampleSelector
 from selfplay_gym.algorithms.run_log import RunLog
-from selfplay_gym.algorithms.samples import collect_samples, compute_advantages, drop_zero_variance
+from selfplay_gym.algorithms.samples import (
+    collect_cross_role_samples,
+    collect_samples,
+    compute_advantages,
+    drop_zero_variance,
+)
 from selfplay_gym.algorithms.schedules import Schedule
 from selfplay_gym.algorithms.update import Learner, UpdateConfig, update_adapter
 from selfplay_gym.envs.vector import Rollout, SelfPlayVectorEnv
@@ -111,11 +116,13 @@ class SelfPlayTrainer:
 
             with timer("rollout"):
                 rollout = self.venv.rollout(self.policies, seed=seed)
-            if self.selector is None:
-                samples = collect_samples(rollout, roles, self.venv.mode.keep_for_training)
-            else:  # it sees every trainable role's samples, so it can hold some for later
-                fresh = collect_samples(rollout, set(self.trainable), self.venv.mode.keep_for_training)
-                samples = [s for s in self.selector.select(iteration, fresh) if s.role in roles]
+            # a selector sees every trainable role's samples, so it can hold some for later
+            collected = roles if self.selector is None else set(self.trainable)
+            samples = collect_samples(rollout, collected, self.venv.mode.keep_for_training)
+            if self.algorithm.loss == "kto":  # off-policy examples: only a loss without a ratio
+                samples += collect_cross_role_samples(rollout, collected, self.venv.mode.cross_role_examples)
+            if self.selector is not None:
+                samples = [s for s in self.selector.select(iteration, samples) if s.role in roles]
             if self.algorithm.loss == "kto":  # a zero reward is no KTO example
                 samples = [s for s in samples if s.reward != 0]
             kept = drop_zero_variance(samples) if self.algorithm.dynamic_sampling else samples
@@ -250,6 +257,7 @@ def sample_metrics(samples: list[Sample], kept: list[Sample], roles: frozenset[s
     for role in sorted(roles):
         row[f"samples/{role}"] = sum(s.role == role for s in samples)
         row[f"samples/{role}/trained"] = sum(s.role == role for s in kept)
+    row["samples/cross_role"] = sum(s.agent.rsplit("_", 1)[0] != s.role for s in kept)
     return row
 
 

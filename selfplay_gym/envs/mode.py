@@ -151,6 +151,13 @@ class Mode(ABC):
         """The mode's sample filter (R-Zero's consistency band, say). The trainer calls it."""
         return True
 
+    def cross_role_examples(self, episode: Episode) -> list[tuple[str, str, float]]:
+        """Completions to train under another agent's prompt, as ``(writer, prompt_of, reward)``:
+        AERO trains the refiner's correction as an answer to the bare question. The writer's
+        tokens were not sampled under that prompt, so the trainer uses these only under KTO,
+        whose loss needs no sampling log-probs. Default: none."""
+        return []
+
     def info(self, agent: str, episode: Episode) -> dict[str, Any]:
         """The structured fields published in ``infos[agent]``; by default all of them."""
         return dict(episode.fields)

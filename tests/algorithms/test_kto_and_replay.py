@@ -10,8 +10,10 @@ import torch
 from selfplay_gym.agents.hf import HFBackend
 from selfplay_gym.algorithms.losses import PRESETS, AlgorithmConfig
 from selfplay_gym.algorithms.replay import StaggeredReplay
+from selfplay_gym.algorithms.samples import collect_cross_role_samples
 from selfplay_gym.algorithms.update import UpdateConfig, update_adapter
-from selfplay_gym.types import Sample
+from selfplay_gym.envs.vector import Rollout
+from selfplay_gym.types import Completion, Episode, Sample
 
 
 def sample(role: str, group: str, reward: float = 1.0, completion=(5, 6), episode: str = "e") -> Sample:
@@ -102,3 +104,22 @@ def test_kto_kl_anchor_adds_kl_coef_times_the_token_mean_k3():
     assert float(plain["loss"]) == pytest.approx(0.5) and "kl" not in plain
     assert anchored["kl"] == pytest.approx(0.0532653, abs=1e-6)
     assert float(anchored["loss"]) == pytest.approx(0.5 + 0.1 * 0.0532653, abs=1e-6)
+
+
+def test_a_cross_role_sample_takes_the_writers_tokens_under_the_other_prompt():
+    episode = Episode("aero", "e1", group_ids={"solver_0": "solver:e1", "refiner_0": "refiner:e1"})
+    completions = {
+        "solver_0": Completion("s", prompt_ids=[1, 2], completion_ids=[3], logprobs=[-0.5]),
+        "refiner_0": Completion("r", prompt_ids=[7, 8, 9], completion_ids=[4, 5], logprobs=[-1.0, -2.0]),
+        "refiner_1": Completion("scripted", finish_reason="scripted"),  # no tokens: nothing to train
+    }
+    rollout = Rollout([episode], [completions])
+
+    def examples(ep):
+        return [("refiner_0", "solver_0", 1.0), ("refiner_1", "solver_0", 1.0)]
+
+    [sample] = collect_cross_role_samples(rollout, {"solver"}, examples)
+    assert (sample.role, sample.agent, sample.group_id) == ("solver", "refiner_0", "solver:e1")
+    assert (sample.prompt_ids, sample.completion_ids, sample.old_logprobs) == ([1, 2], [4, 5], [])
+    assert sample.reward == 1.0
+    assert collect_cross_role_samples(rollout, {"refiner"}, examples) == []  # solver not trained

@@ -191,6 +191,7 @@ def test_icc_converged_on_the_majority():
         {"agent": "solver_8", "role": "solver", "desirable": False},
         {"agent": "refiner_1", "role": "refiner", "desirable": True},
     ]
+    assert mode.cross_role_examples(ep) == [("refiner_0", "solver_0", 1.0)]  # AERO's desirable solver example
     assert all(mode.keep_for_training(a, ep) for a in ("solver_3", "solver_9", "refiner_1"))
     assert ep.group_ids["solver_0"] == ep.group_ids["solver_15"] == f"solver:{ep.episode_id}"
     assert ep.group_ids["refiner_0"] == ep.group_ids["refiner_1"] == f"refiner:{ep.episode_id}"
@@ -215,7 +216,7 @@ def test_icc_not_converged_gives_no_solver_or_refiner_data(refiners):
     assert solver_rewards(ep) == [0.0] * 16
     assert ep.rewards["refiner_0"] == ep.rewards["refiner_1"] == 0.0
     assert not any(mode.keep_for_training(a, ep) for a in ("solver_0", "refiner_0", "refiner_1"))
-    assert len(ep.fields["kto_labels"]) == 1
+    assert len(ep.fields["kto_labels"]) == 1 and mode.cross_role_examples(ep) == []
 
 
 def test_a_reference_refiner_makes_the_true_answer_the_label_against_a_wrong_majority():

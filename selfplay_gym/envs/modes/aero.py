@@ -6,7 +6,8 @@ answer_analyzer.py, answerer.py). Defaults follow the code (entropy over the *to
 count, exact groups merged greedily, ICC on the top-2 clusters), except ``equivalence``:
 "math_verify" is a cheap deterministic stand-in for the code's LLM judge, kept as "llm".
 AERO trains with KTO; the rewards are the policy-gradient reading of its labels, which are
-also stored as ``fields["kto_labels"]`` (see ``aero_kto_labels``). One policy plays all roles.
+also stored as ``fields["kto_labels"]`` (see ``aero_kto_labels``); under KTO the trainer also
+takes their cross-role example (``cross_role_examples``). One policy plays all roles.
 
 ## Roles
 - ``generator_0``: writes one new problem as JSON (``question`` + ``meta``).
@@ -396,6 +397,13 @@ class AeroMode(Mode):
             self._position(fields, self._judge_clusters(fields))
         elif role == "refiner":
             self._correct(fields)
+
+    def cross_role_examples(self, episode: Episode) -> list[tuple[str, str, float]]:
+        """AERO's desirable solver example: refiner_0's correction as the answer to the bare
+        question (solver_0's prompt; every solver has the same one), once ICC converged."""
+        labels = episode.fields.get("kto_labels", [])
+        return [(lab["agent"], f"{lab['role']}_0", 1.0 if lab["desirable"] else -1.0)
+                for lab in labels if lab["role"] != role_of(lab["agent"])]
 
     def _judge_clusters(self, fields: dict[str, Any]) -> list[list[int]]:
         """Clusters from the judge's blocks; an unusable answer falls back to exact groups."""
