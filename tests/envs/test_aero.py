@@ -198,6 +198,17 @@ def test_icc_converged_on_the_majority():
     assert Episode.from_json(ep.to_json()) == ep
 
 
+def test_aero_examples_keep_only_what_aero_labels():
+    """8 x 56 (a*), 4 x 54, 4 x 57: AERO's undesirable solver example is the wrong top-2
+    representative (solver_8), its refiner example the refiner of that candidate (refiner_1)."""
+    ep, mode = run(SPLIT, examples="aero")
+    kept = [a for a in [*(f"solver_{i}" for i in range(16)), "refiner_0", "refiner_1"]
+            if mode.keep_for_training(a, ep)]
+    assert kept == ["solver_8", "refiner_1"]
+    assert (ep.rewards["solver_8"], ep.rewards["refiner_1"]) == (-1.0, 1.0)  # the labels' signs
+    assert mode.keep_for_training("generator_0", ep)
+
+
 def test_icc_converged_on_a_third_answer_marks_both_candidates_wrong():
     ep, _ = run(SPLIT, refiners=(B("55"), B("55.0")))  # math_verify: 55 == 55.0
     assert ep.fields["pseudo_label"] == "55" and ep.fields["candidate_correct"] == [False, False]
@@ -315,6 +326,7 @@ def test_generator_prompt_is_adapted_to_the_task_domain():
         ({"entropy_normalization": "log"}, "entropy_normalization"),
         ({"equivalence": "fuzzy"}, "equivalence"),
         ({"generator_reward": "smooth"}, "generator_reward"),
+        ({"examples": "some"}, "examples"),
     ],
 )
 def test_bad_config_names_the_fix(options, match):

@@ -45,7 +45,8 @@ parse and agree; that answer is the pseudo-label a*.
 - Judge: 0; ``format_penalty`` for an unusable merge under "llm".
 
 ## Training filter
-Solver and refiner samples are kept only for converged episodes (AERO makes none otherwise).
+Solver and refiner samples are kept only for converged episodes (AERO makes none otherwise);
+with ``examples="aero"`` only those AERO makes an example of (``aero_kto_labels``).
 
 ## Version history
 - v0: initial release.
@@ -119,6 +120,11 @@ class AeroConfig:
     """'binary': +1 ZPD / -1 otherwise; 'bump': cosine bump peaking mid-ZPD."""
     format_penalty: float = -1.0
     """For an invalid question (generator) or an unusable merge (judge)."""
+    examples: str = "all"
+    """Which solver/refiner samples of a converged episode train. 'all': every solver and both
+    refiners (their rewards' signs). 'aero': AERO's own set, the top-2 representatives whose
+    answer is not a* and the refiners whose candidate was wrong; with the cross-role example
+    that KTO adds, exactly AERO's KTO data. For KTO: GRPO would see groups of one or two."""
 
     def __post_init__(self) -> None:
         if self.num_solvers < 2:
@@ -132,6 +138,7 @@ class AeroConfig:
             ("entropy_normalization", ("original", "corrected")),
             ("equivalence", ("exact", "math_verify", "llm")),
             ("generator_reward", ("binary", "bump")),
+            ("examples", ("all", "aero")),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -485,6 +492,10 @@ class AeroMode(Mode):
         return super().group_id(agent, episode, messages)
 
     def keep_for_training(self, agent: str, episode: Episode) -> bool:
-        if role_of(agent) in ("solver", "refiner"):
-            return bool(episode.fields.get("converged"))
-        return True
+        role = role_of(agent)
+        if role not in ("solver", "refiner"):
+            return True
+        if self.config.examples == "aero":
+            labels = episode.fields.get("kto_labels", [])
+            return any(lab["agent"] == agent and lab["role"] == role for lab in labels)
+        return bool(episode.fields.get("converged"))
