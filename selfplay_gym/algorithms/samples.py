@@ -13,8 +13,9 @@ import torch
 
 from selfplay_gym.algorithms.advantages import ADVANTAGES, reinforce_pp, zero_variance_groups
 from selfplay_gym.algorithms.losses import KL_ESTIMATORS, AlgorithmConfig
+from selfplay_gym.envs.mode import role_of
 from selfplay_gym.envs.vector import Rollout
-from selfplay_gym.types import Episode, Sample
+from selfplay_gym.types import Completion, Episode, Sample
 
 KeepFn = Callable[[str, Episode], bool]
 ExamplesFn = Callable[[Episode], Sequence[tuple[str, str, float]]]
@@ -25,22 +26,9 @@ def collect_samples(rollout: Rollout, roles: Collection[str], keep: KeepFn) -> l
     samples = []
     for episode, completions in zip(rollout.episodes, rollout.completions, strict=True):
         for agent, completion in completions.items():
-            role = agent.rsplit("_", 1)[0]
-            if role not in roles or not completion.completion_ids or not keep(agent, episode):
-                continue
-            samples.append(
-                Sample(
-                    role=role,
-                    agent=agent,
-                    episode_id=episode.episode_id,
-                    group_id=episode.group_ids[agent],
-                    prompt_ids=completion.prompt_ids,
-                    completion_ids=completion.completion_ids,
-                    old_logprobs=completion.logprobs,
-                    reward=episode.rewards[agent],
-                    finish_reason=completion.finish_reason,
-                )
-            )
+            if role_of(agent) in roles and completion.completion_ids and keep(agent, episode):
+                samples.append(_sample(episode, completions, agent, agent, episode.rewards[agent],
+                                       completion.logprobs))
     return samples
 
 
@@ -51,24 +39,27 @@ def collect_cross_role_samples(rollout: Rollout, roles: Collection[str], example
     samples = []
     for episode, completions in zip(rollout.episodes, rollout.completions, strict=True):
         for writer, prompt_of, reward in examples(episode):
-            role = prompt_of.rsplit("_", 1)[0]
             written, prompted = completions.get(writer), completions.get(prompt_of)
-            if role not in roles or not written or not prompted or not written.completion_ids:
-                continue
-            samples.append(
-                Sample(
-                    role=role,
-                    agent=writer,
-                    episode_id=episode.episode_id,
-                    group_id=episode.group_ids[prompt_of],
-                    prompt_ids=prompted.prompt_ids,
-                    completion_ids=written.completion_ids,
-                    old_logprobs=[],
-                    reward=reward,
-                    finish_reason=written.finish_reason,
-                )
-            )
+            if role_of(prompt_of) in roles and prompted and written and written.completion_ids:
+                samples.append(_sample(episode, completions, writer, prompt_of, reward, []))
     return samples
+
+
+def _sample(episode: Episode, completions: dict[str, Completion], writer: str, prompt_of: str,
+            reward: float, old_logprobs: list[float]) -> Sample:
+    """``writer``'s completion as an answer to ``prompt_of``'s prompt, in ``prompt_of``'s group."""
+    written = completions[writer]
+    return Sample(
+        role=role_of(prompt_of),
+        agent=writer,
+        episode_id=episode.episode_id,
+        group_id=episode.group_ids[prompt_of],
+        prompt_ids=completions[prompt_of].prompt_ids,
+        completion_ids=written.completion_ids,
+        old_logprobs=old_logprobs,
+        reward=reward,
+        finish_reason=written.finish_reason,
+    )
 
 
 def group_tensor(samples: Sequence[Sample]) -> torch.Tensor:
