@@ -17,6 +17,7 @@ from selfplay_gym.envs.conformance import api_warnings
 from selfplay_gym.envs.modes.alive import (
     AliveConfig,
     AliveMode,
+    class_balance_weight,
     constructor_reward,
     parse_boxed,
     parse_mask,
@@ -212,6 +213,31 @@ def test_reviewer_reward(verdict, matched, overlap, reward):
     assert reviewer_reward(verdict, matched, overlap) == reward
 
 
+@pytest.mark.parametrize(
+    "matched, num_matched, n, weight",
+    [(True, 2, 8, 2.0), (False, 2, 8, 8 / 12), (True, 4, 8, 1.0), (False, 0, 8, 1.0), (True, 8, 8, 1.0)],
+)
+def test_class_balance_weight(matched, num_matched, n, weight):
+    assert class_balance_weight(matched, num_matched, n) == pytest.approx(weight)
+
+
+def test_class_balance_weight_refuses_impossible_counts():
+    with pytest.raises(ValueError, match="num_matched"):
+        class_balance_weight(True, 9, 8)
+
+
+@pytest.mark.parametrize(
+    "verdicts, mean",
+    [(["correct"] * 8, 0.5), (["wrong"] * 8, 0.5), (["correct"] * 2 + ["wrong"] * 6, 1.0)],
+)
+def test_balanced_reviewers_earn_half_for_ignoring_the_answer(verdicts, mean):
+    # 2 matches of 8: a match weighs 8 / (2 x 2) = 2, a miss 8 / (2 x 6) = 2/3.
+    ep = play([B(45)] * 2 + [B(44)] * 6, verdicts, reviewer_reward="balanced")
+    rewards = rewards_of(ep, "reviewer", 8)
+    assert sum(rewards) / 8 == pytest.approx(mean)
+    assert rewards[0] == pytest.approx(2.0 if verdicts[0] == "correct" else 0.0)
+
+
 def test_redact_hides_whole_tokens_only():
     assert redact("It is 45, not 145: 45!", "45") == "It is [HIDDEN], not 145: [HIDDEN]!"
     assert redact("ana met Ana", "Ana") == "[HIDDEN] met [HIDDEN]"
@@ -372,6 +398,7 @@ def test_roles_and_single_policy():
     [
         ({"num_solvers": 0}, "num_solvers"),
         ({"solver_reward": "vibes"}, "solver_reward"),
+        ({"reviewer_reward": "kind"}, "reviewer_reward"),
         ({"constructor_reward": "x"}, "constructor_reward"),
         ({"max_span_chars": 0}, "max_span_chars"),
         ({"constructor_group": "doc"}, "constructor_group"),

@@ -47,7 +47,7 @@ any case; "partial", "incorrect" accepted).
   ``solver_reward="match"``: the span match (1/0). No box: ``solver_format_penalty`` (0).
 - Reviewer: 1 if its verdict agrees with the span match (correct iff match); 0.5 for
   "partially" on a non-match sharing a word or digit with the span; else 0. No verdict or
-  no critique: -1.
+  no critique: -1. ``reviewer_reward="balanced"`` weighs it by ``class_balance_weight``.
 - Reviser: 1 if the revised answer matches the span, else 0; no box: solver_format_penalty.
 
 ## Groups and training filter
@@ -131,6 +131,9 @@ class AliveConfig:
     ~1M-parameter model never copies one verbatim."""
     solver_reward: str = "verdict"
     """'verdict': the reviewer's verdict; 'match': the span match."""
+    reviewer_reward: str = "agreement"
+    """'agreement': 1 if the verdict agrees with the match; 'balanced': that times
+    ``class_balance_weight``, so matches and misses count equally."""
     constructor_reward: str = "adversarial"
     """'adversarial': 1 - p if p > 0 else 0; 'variance': 4 p (1 - p)."""
     constructor_group: str = "batch"
@@ -147,6 +150,7 @@ class AliveConfig:
         if self.max_span_chars < 1:
             raise ValueError(f"max_span_chars must be at least 1, got {self.max_span_chars}")
         for name, allowed in (("solver_reward", ("verdict", "match")),
+                              ("reviewer_reward", ("agreement", "balanced")),
                               ("constructor_reward", ("adversarial", "variance")),
                               ("constructor_group", ("batch", "passage")),
                               ("mask_format", tuple(MASK_FORMATS))):
@@ -285,6 +289,20 @@ def reviewer_reward(verdict: str, matched: bool, overlap: bool) -> float:
     if verdict == "partially":
         return VERDICT_SCORES["partially"] if not matched and overlap else 0.0
     return 1.0 if (verdict == "correct") == matched else 0.0
+
+
+def class_balance_weight(matched: bool, num_matched: int, num_answers: int) -> float:
+    """Ours: w = n / (2 n_c), n_c the answers of the episode in the reviewed answer's class
+    (match or not), when both classes are present; else 1. Each class then carries half the
+    reviewers' reward, so a verdict that ignores the answer ("wrong" for everything, the
+    cheapest optimum when most answers miss) earns 1/2 on average and only telling the
+    classes apart pays more. 2 matches of 8: w = 2 for a match, 2/3 for a miss."""
+    if not 0 <= num_matched <= num_answers or num_answers < 1:
+        raise ValueError(f"need 0 <= num_matched <= num_answers >= 1, got {num_matched}, {num_answers}")
+    if num_matched in (0, num_answers):
+        return 1.0
+    same = num_matched if matched else num_answers - num_matched
+    return num_answers / (2 * same)
 
 
 def _chat(system: str, user: str) -> Messages:
@@ -426,7 +444,10 @@ class AliveMode(Mode):
         if not turn.valid:
             return self.config.reviewer_format_penalty
         overlap = shares_token(fields["answers"][i], fields["span"])
-        return reviewer_reward(fields["verdicts"][i], fields["correct"][i], overlap)
+        reward = reviewer_reward(fields["verdicts"][i], fields["correct"][i], overlap)
+        if self.config.reviewer_reward == "balanced":
+            reward *= class_balance_weight(fields["correct"][i], sum(fields["correct"]), len(fields["correct"]))
+        return reward
 
     def reward_reviser(self, episode: Episode, agent: str) -> float:
         turn = _turn(episode, agent)
