@@ -67,7 +67,9 @@ greedy held-out accuracy from 67.0%):
   of solutions and then learns to call everything wrong (reviewer accuracy -> 1 - pass rate,
   Solver reward -> 0.07): the Solver's signal is noise (-> 63.0%). ``solver_reward="match"``
   rewards the span match the verdict stands for, the corpus's own text, no label
-  (-> 71.5%)."""
+  (-> 71.5%). A reviewer paid for balanced accuracy (``reviewer_reward="balanced"``) stops
+  calling everything wrong (accuracy 0.61 at a pass rate of 0.33 after 30 iterations), but
+  verdicts right on about 60% of solutions are still noise to the Solver (-> 62.5%)."""
 
 
 def run_config(mode: str, seed: int, iterations: int, output: Path) -> RunConfig:
