@@ -66,7 +66,7 @@ class RunConfig:
     """Override who plays a role, as role=agent: "judge=reference" (majority, reference, random)."""
     algorithm: str = ""
     """A key of algorithms.losses.PRESETS: grpo, dr_grpo, dapo, rloo, reinforce_pp, rzero, darc,
-    kto. Empty: the mode's recipe."""
+    kto, rft. Empty: the mode's recipe."""
     kl_coef: float | None = None
     """Override the preset's KL coefficient."""
     model: ModelConfig = field(default_factory=ModelConfig)

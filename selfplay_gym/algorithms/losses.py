@@ -195,12 +195,13 @@ class AlgorithmConfig:
     max_tokens: int | None = None
     """The generation budget; the "constant" aggregation divides by B * max_tokens."""
     loss: str = "policy_gradient"
-    """"policy_gradient" (``policy_loss``) or "kto" (``kto_loss`` on reward-sign labels:
-    reward > 0 desirable, < 0 undesirable, 0 no example; the advantage axis is then unused)."""
+    """"policy_gradient" (``policy_loss``), "kto" (``kto_loss`` on reward-sign labels: reward > 0
+    desirable, < 0 undesirable, 0 no example) or "nll" (``distillation_loss`` weighted by
+    max(reward, 0)). The last two use no advantage and no sampling log-probs."""
     kto_beta: float = 0.1
 
     def __post_init__(self) -> None:
-        _choose("loss", self.loss, ["policy_gradient", "kto"])
+        _choose("loss", self.loss, ["policy_gradient", *RATIO_FREE_LOSSES])
         _choose("advantage", self.advantage, [*ADVANTAGES, "reinforce_pp"])
         _choose("aggregate", self.aggregate, list(AGGREGATIONS))
         _choose("kl_estimator", self.kl_estimator, list(KL_ESTIMATORS))
@@ -217,6 +218,11 @@ class AlgorithmConfig:
             )
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1 or None, got {self.max_tokens}")
+
+
+RATIO_FREE_LOSSES = ("kto", "nll")
+"""Losses with no importance ratio: they can train on completions sampled under another prompt
+(``Mode.cross_role_examples``) and need the rewards, not advantages."""
 
 
 def _choose(field: str, value: str, choices: list[str]) -> None:
@@ -246,6 +252,10 @@ PRESETS: dict[str, AlgorithmConfig] = {
     # AERO (arXiv 2602.03084, code: LLaMA-Factory stage kto): KTO on its desirable/undesirable
     # labels, β = 0.1 (LLaMA-Factory's default; AERO's own KTO yaml is not published).
     "kto": AlgorithmConfig(loss="kto", kto_beta=0.1),
+    # Rejection-sampling fine-tuning (RFT, arXiv 2308.01825; STaR, arXiv 2203.14465): NLL of the
+    # policy's own completions weighted by max(reward, 0), so a 0/1 reward keeps the right ones.
+    # DARC's stage 2 read as supervised self-distillation.
+    "rft": AlgorithmConfig(loss="nll"),
 }
 """Named configs; clip_low is 0.2 (the default) in all of them."""
 

@@ -35,7 +35,7 @@ def collect_samples(rollout: Rollout, roles: Collection[str], keep: KeepFn) -> l
 def collect_cross_role_samples(rollout: Rollout, roles: Collection[str], examples: ExamplesFn) -> list[Sample]:
     """The mode's cross-role examples (``Mode.cross_role_examples``) of a trained role: the
     writer's completion under the prompt of ``prompt_of``, in its group, with the given reward.
-    No sampling log-probs exist for that pairing, so ``old_logprobs`` stays empty (KTO only)."""
+    No sampling log-probs exist for that pairing, so ``old_logprobs`` stays empty (ratio-free losses only)."""
     samples = []
     for episode, completions in zip(rollout.episodes, rollout.completions, strict=True):
         for writer, prompt_of, reward in examples(episode):

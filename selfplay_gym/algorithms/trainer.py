@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from selfplay_gym.agents.policy import LLMPolicy
 from selfplay_gym.algorithms import distributed
 from selfplay_gym.algorithms.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from selfplay_gym.algorithms.losses import AlgorithmConfig
+from selfplay_gym.algorithms.losses import RATIO_FREE_LOSSES, AlgorithmConfig
 from selfplay_gym.algorithms.replay import SampleSelector
 from selfplay_gym.algorithms.run_log import RunLog
 from selfplay_gym.algorithms.samples import (
@@ -119,12 +119,14 @@ class SelfPlayTrainer:
             # a selector sees every trainable role's samples, so it can hold some for later
             collected = roles if self.selector is None else set(self.trainable)
             samples = collect_samples(rollout, collected, self.venv.mode.keep_for_training)
-            if self.algorithm.loss == "kto":  # off-policy examples: only a loss without a ratio
+            if self.algorithm.loss in RATIO_FREE_LOSSES:  # off-policy examples need no ratio
                 samples += collect_cross_role_samples(rollout, collected, self.venv.mode.cross_role_examples)
             if self.selector is not None:
                 samples = [s for s in self.selector.select(iteration, samples) if s.role in roles]
             if self.algorithm.loss == "kto":  # a zero reward is no KTO example
                 samples = [s for s in samples if s.reward != 0]
+            if self.algorithm.loss == "nll":  # a reward <= 0 weighs nothing
+                samples = [s for s in samples if s.reward > 0]
             kept = drop_zero_variance(samples) if self.algorithm.dynamic_sampling else samples
             update_stats = self._update(kept, iteration, timer)
             with timer("sync"):
@@ -197,7 +199,7 @@ class SelfPlayTrainer:
                         [s.prompt_ids for s in chosen], [s.completion_ids for s in chosen],
                         temperature=temperature,
                     )
-            if self.algorithm.loss == "kto":  # KTO's labels: the reward's sign
+            if self.algorithm.loss in RATIO_FREE_LOSSES:  # KTO's labels, NLL's weights
                 advantages = torch.tensor([s.reward for s in chosen])
             else:
                 advantages = compute_advantages(chosen, self.algorithm, ref)

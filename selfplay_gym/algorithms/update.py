@@ -13,7 +13,14 @@ from typing import Protocol
 import torch
 
 from selfplay_gym.algorithms import distributed
-from selfplay_gym.algorithms.losses import AlgorithmConfig, kl_k3, kto_loss, policy_loss, token_mean
+from selfplay_gym.algorithms.losses import (
+    AlgorithmConfig,
+    distillation_loss,
+    kl_k3,
+    kto_loss,
+    policy_loss,
+    token_mean,
+)
 from selfplay_gym.algorithms.samples import pad_right
 from selfplay_gym.types import Sample
 
@@ -101,6 +108,8 @@ def _micro_step(learner, adapter, samples, micro, advantages, ref_logprobs, algo
         adv = torch.nn.functional.pad(adv, (0, width - adv.shape[1]))[:, :width]  # [b, T]
     if algorithm.loss == "kto":
         out = _kto(logp, ref, adv, mask.float(), algorithm)
+    elif algorithm.loss == "nll":
+        out = _nll(logp, ref, adv, mask.float(), algorithm)
     else:
         out = policy_loss(logp, old, ref, adv, mask.float(), algorithm, entropy)
     (out["loss"] * weight).backward()
@@ -122,9 +131,22 @@ def _kto(logp, ref, labels, mask, algorithm) -> dict[str, torch.Tensor | float]:
     out = kto_loss(logratio, logratio.mean().detach(), labels > 0, beta=algorithm.kto_beta)
     desirable = (labels > 0).float()  # [b]
     stats = {"kto_reward_desirable": float((out["rewards"] * desirable).sum()
-             / desirable.sum().clamp_min(1)), "kto_logratio": float(logratio.mean())}
+             / desirable.sum().clamp_min(1)), "kto_logratio": float(logratio.detach().mean())}
     loss = out["loss"]
     if algorithm.kl_coef > 0.0:
         kl = token_mean(kl_k3(logp, ref), mask)
-        loss, stats["kl"] = loss + algorithm.kl_coef * kl, float(kl)
+        loss, stats["kl"] = loss + algorithm.kl_coef * kl, float(kl.detach())
+    return {"loss": loss, **stats}
+
+
+def _nll(logp, ref, rewards, mask, algorithm) -> dict[str, torch.Tensor | float]:
+    """``distillation_loss`` with weights max(reward, 0), plus ``kl_coef * token_mean(k3)``
+    when a KL anchor is asked for (as for KTO)."""
+    loss = distillation_loss(logp, mask, rewards.clamp_min(0.0))
+    stats = {"nll": float(loss.detach())}
+    if algorithm.kl_coef > 0.0:
+        if ref is None:
+            raise ValueError("kl_coef > 0 needs reference log-probs; the trainer computes them")
+        kl = token_mean(kl_k3(logp, ref), mask)
+        loss, stats["kl"] = loss + algorithm.kl_coef * kl, float(kl.detach())
     return {"loss": loss, **stats}

@@ -154,8 +154,8 @@ class Mode(ABC):
     def cross_role_examples(self, episode: Episode) -> list[tuple[str, str, float]]:
         """Completions to train under another agent's prompt, as ``(writer, prompt_of, reward)``:
         AERO trains the refiner's correction as an answer to the bare question. The writer's
-        tokens were not sampled under that prompt, so the trainer uses these only under KTO,
-        whose loss needs no sampling log-probs. Default: none."""
+        tokens were not sampled under that prompt, so the trainer uses these only under a loss
+        with no importance ratio (``losses.RATIO_FREE_LOSSES``: KTO, NLL). Default: none."""
         return []
 
     def info(self, agent: str, episode: Episode) -> dict[str, Any]:

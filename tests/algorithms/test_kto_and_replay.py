@@ -1,4 +1,4 @@
-"""AERO's training as published: the KTO update on reward-sign labels, the staggered replay."""
+"""The ratio-free updates (KTO on reward-sign labels, reward-weighted NLL) and AERO's staggered replay."""
 
 from __future__ import annotations
 
@@ -51,6 +51,27 @@ def test_kto_without_reference_log_probs_says_what_is_missing(random_model_dir):
     with pytest.raises(ValueError, match="needs reference log-probs"):
         update_adapter(backend, "policy", [sample("solver", "g")], torch.tensor([1.0]), None,
                        optimizer, PRESETS["kto"], UpdateConfig(), 1.0, torch.Generator())
+
+
+def test_nll_update_reports_the_weighted_token_mean_and_raises_rewarded_completions(random_model_dir):
+    # rewards 2 and -1 -> weights 2 and 0: loss = (2 * (-logp_5 - logp_6) + 0) / 4 tokens
+    backend = HFBackend(random_model_dir, adapters=["policy"], seed=0)
+    good, bad = sample("solver", "g", 2.0, (5, 6)), sample("solver", "g", -1.0, (7, 8))
+    before = {id(s): sequence_logp(backend, "policy", s) for s in (good, bad)}
+    optimizer = torch.optim.AdamW(list(backend.adapter_parameters("policy").values()), lr=1e-2)
+    stats = update_adapter(backend, "policy", [good, bad], torch.tensor([2.0, -1.0]), None, optimizer,
+                           PRESETS["rft"], UpdateConfig(log_entropy=False), 1.0, torch.Generator().manual_seed(0))
+    assert stats["nll"] == pytest.approx(2 * -before[id(good)] / 4, rel=1e-4)
+    assert sequence_logp(backend, "policy", good) > before[id(good)]
+
+
+def test_rft_kl_anchor_needs_reference_log_probs(random_model_dir):
+    backend = HFBackend(random_model_dir, adapters=["policy"], seed=0)
+    optimizer = torch.optim.AdamW(list(backend.adapter_parameters("policy").values()))
+    anchored = dataclasses.replace(PRESETS["rft"], kl_coef=0.1)
+    with pytest.raises(ValueError, match="needs reference log-probs"):
+        update_adapter(backend, "policy", [sample("solver", "g")], torch.tensor([1.0]), None,
+                       optimizer, anchored, UpdateConfig(), 1.0, torch.Generator())
 
 
 def test_kto_preset_and_an_unknown_loss_name():

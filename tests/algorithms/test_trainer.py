@@ -183,9 +183,9 @@ def test_a_separate_generation_engine_gets_the_updated_adapters(random_model_dir
 
 
 
-@pytest.mark.parametrize("algorithm, expected", [("kto", 2), ("grpo", 0)])
+@pytest.mark.parametrize("algorithm, expected", [("kto", 2), ("rft", 2), ("grpo", 0)])
 def test_cross_role_examples_train_under_kto_only(random_model_dir, tmp_path, monkeypatch, algorithm, expected):
-    """The questioner's text as a solver example: off-policy, so only KTO (no ratio) takes it."""
+    """The questioner's text as a solver example: off-policy, so only a ratio-free loss takes it."""
     monkeypatch.setattr(LettersMode, "cross_role_examples",
                         lambda self, episode: [("questioner_0", "solver_0", 1.0)])
     trainer, _ = make_trainer(random_model_dir, tmp_path, Joint(("solver",)), iterations=1,
