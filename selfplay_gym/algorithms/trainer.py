@@ -32,6 +32,7 @@ from selfplay_gym.algorithms.samples import (
 )
 from selfplay_gym.algorithms.schedules import Schedule
 from selfplay_gym.algorithms.update import Learner, UpdateConfig, update_adapter
+from selfplay_gym.envs.mode import role_of
 from selfplay_gym.envs.vector import Rollout, SelfPlayVectorEnv
 from selfplay_gym.types import Policy, Sample
 
@@ -259,7 +260,7 @@ def sample_metrics(samples: list[Sample], kept: list[Sample], roles: frozenset[s
     for role in sorted(roles):
         row[f"samples/{role}"] = sum(s.role == role for s in samples)
         row[f"samples/{role}/trained"] = sum(s.role == role for s in kept)
-    row["samples/cross_role"] = sum(s.agent.rsplit("_", 1)[0] != s.role for s in kept)
+    row["samples/cross_role"] = sum(role_of(s.agent) != s.role for s in kept)
     return row
 
 

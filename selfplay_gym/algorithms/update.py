@@ -132,18 +132,18 @@ def _kto(logp, ref, labels, mask, algorithm) -> dict[str, torch.Tensor | float]:
     desirable = (labels > 0).float()  # [b]
     stats = {"kto_reward_desirable": float((out["rewards"] * desirable).sum()
              / desirable.sum().clamp_min(1)), "kto_logratio": float(logratio.detach().mean())}
-    loss = out["loss"]
-    if algorithm.kl_coef > 0.0:
-        kl = token_mean(kl_k3(logp, ref), mask)
-        loss, stats["kl"] = loss + algorithm.kl_coef * kl, float(kl.detach())
-    return {"loss": loss, **stats}
+    return _with_kl_anchor(out["loss"], stats, logp, ref, mask, algorithm)
 
 
 def _nll(logp, ref, rewards, mask, algorithm) -> dict[str, torch.Tensor | float]:
-    """``distillation_loss`` with weights max(reward, 0), plus ``kl_coef * token_mean(k3)``
-    when a KL anchor is asked for (as for KTO)."""
+    """``distillation_loss`` with weights max(reward, 0), plus the KL anchor as for KTO."""
     loss = distillation_loss(logp, mask, rewards.clamp_min(0.0))
-    stats = {"nll": float(loss.detach())}
+    return _with_kl_anchor(loss, {"nll": float(loss.detach())}, logp, ref, mask, algorithm)
+
+
+def _with_kl_anchor(loss, stats, logp, ref, mask, algorithm) -> dict[str, torch.Tensor | float]:
+    """``loss + kl_coef * token_mean(k3(logp, ref))`` when ``kl_coef > 0`` (the ratio-free
+    losses' anchor to the reference), with the KL in the stats; else ``loss`` unchanged."""
     if algorithm.kl_coef > 0.0:
         if ref is None:
             raise ValueError("kl_coef > 0 needs reference log-probs; the trainer computes them")
