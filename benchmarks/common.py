@@ -27,6 +27,11 @@ SIZES = {
     "tiny": None,
     "larger": dict(hidden_size=512, intermediate_size=1536, num_hidden_layers=4,
                    num_attention_heads=8, num_key_value_heads=4, head_dim=64),
+    # about 25M and 100M parameters, head size 64 (vLLM's CPU attention takes it): engines.py
+    "25m": dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=6,
+                num_attention_heads=8, num_key_value_heads=4, head_dim=64),
+    "100m": dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=8,
+                 num_attention_heads=16, num_key_value_heads=8, head_dim=64),
     # Qwen/Qwen3-0.6B's config.json with random weights; meant for a GPU.
     # Qwen3-0.6B's widths and vocabulary with 4 of its 28 layers: weights dominate memory,
     # as in real LoRA training, at a compute cost 2 CPU cores can pay.

@@ -36,7 +36,7 @@ from common import machine  # benchmarks/ is on the path when a script runs from
 
 from selfplay_gym.algorithms.trainer import TrainConfig
 from selfplay_gym.algorithms.update import UpdateConfig
-from selfplay_gym.build import build_backend, role_adapters, train_from_config
+from selfplay_gym.build import build_backend, plan_run, train_from_config
 from selfplay_gym.config import RolloutConfig, RunConfig
 from selfplay_gym.demo import HeldOutAccuracy
 from selfplay_gym.envs.tasks import ArithmeticTask
@@ -110,9 +110,10 @@ when aero runs."""
 def measure(cfg: RunConfig) -> dict[str, float]:
     """Train ``cfg`` and return held-out accuracy before and after (and the control's)."""
     torch.manual_seed(cfg.train.seed)
-    backend = build_backend(cfg)
+    plan = plan_run(cfg)
+    backend = build_backend(plan)
     problems = ArithmeticTask(levels=(1,)).held_out(200)
-    adapter = role_adapters(cfg)["solver"]
+    adapter = plan.adapters["solver"]
     evaluate = HeldOutAccuracy(backend, problems, adapter, cfg.rollout.max_new_tokens)
     control = HeldOutAccuracy(backend, problems, None, cfg.rollout.max_new_tokens)
     start = time.perf_counter()

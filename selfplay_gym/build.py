@@ -1,25 +1,30 @@
-"""From a RunConfig to a ready SelfPlayTrainer: model, adapters, policies, envs, schedule.
+"""From a RunConfig to a ready SelfPlayTrainer: model, adapters, engine, policies, envs, schedule.
 
 The one place that knows every layer, so that none of the layers has to know each other.
+``plan_run`` resolves a config against its mode once (recipe, options, who plays what); every
+builder below reads that plan, never the mode again.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from selfplay_gym.agents.adapters import LoraSettings
 from selfplay_gym.agents.hf import HFBackend
-from selfplay_gym.agents.policy import LLMPolicy, RoleConfig, SamplingConfig
+from selfplay_gym.agents.policy import Backend, LLMPolicy, RoleConfig, SamplingConfig
 from selfplay_gym.agents.scripted import scripted_policy
 from selfplay_gym.algorithms import distributed
 from selfplay_gym.algorithms.checkpoint import latest_checkpoint
-from selfplay_gym.algorithms.losses import PRESETS
+from selfplay_gym.algorithms.losses import PRESETS, AlgorithmConfig
 from selfplay_gym.algorithms.replay import StaggeredReplay
 from selfplay_gym.algorithms.schedules import schedule_from_name
 from selfplay_gym.algorithms.trainer import SelfPlayTrainer
-from selfplay_gym.config import RunConfig
+from selfplay_gym.config import ENGINES, RunConfig
+from selfplay_gym.envs.mode import Mode
 from selfplay_gym.envs.registry import mode_class
 from selfplay_gym.envs.vector import SelfPlayVectorEnv
 from selfplay_gym.plots import read_jsonl
@@ -35,10 +40,49 @@ def resolve_model(name: str) -> str:
     return name
 
 
-def mode_options(cfg: RunConfig) -> dict:
-    """The rollout settings this mode accepts (num_solvers only where the mode has solvers),
-    then the config's own ``options`` (key=value)."""
-    fields = {f.name for f in dataclasses.fields(mode_class(cfg.mode).Config)}
+@dataclass(frozen=True)
+class RunPlan:
+    """A RunConfig resolved against its mode: what every builder reads."""
+
+    cfg: RunConfig
+    """The config with the recipe's train_roles, schedule and algorithm filled in."""
+    mode: type[Mode]
+    options: dict[str, Any]
+    """The mode's env options: num_solvers where the mode has solvers, then ``cfg.options``."""
+    scripted: dict[str, str]
+    """Role -> scripted agent name (the mode's defaults, then ``cfg.scripted``)."""
+    adapters: dict[str, str]
+    """LLM role -> LoRA adapter (the recipe's map, else one per role, or "policy")."""
+    temperatures: dict[str, float]
+    """Role -> sampling temperature, where ``rollout.role_temperatures`` sets one."""
+    algorithm: AlgorithmConfig
+
+    @property
+    def adapter_names(self) -> list[str]:
+        return sorted(set(self.adapters.values()))
+
+
+def plan_run(cfg: RunConfig) -> RunPlan:
+    """Look the mode up once and resolve everything the config leaves to it."""
+    mode = mode_class(cfg.mode)
+    recipe = mode.recipe
+    cfg = dataclasses.replace(
+        cfg,
+        train_roles=cfg.train_roles or recipe.stages[0],
+        schedule=cfg.schedule or recipe.schedule,
+        algorithm=cfg.algorithm or recipe.algorithm,
+    )
+    if cfg.rollout.engine not in ENGINES:
+        raise ValueError(f"--rollout.engine {cfg.rollout.engine!r}: choose one of {list(ENGINES)}")
+    scripted = _scripted_roles(cfg, mode)
+    default = {r: "policy" if mode.single_policy else r for r in mode.roles}
+    adapters = {r: (default | recipe.adapters)[r] for r in mode.roles if r not in scripted}
+    return RunPlan(cfg, mode, _mode_options(cfg, mode), scripted, adapters,
+                   _role_temperatures(cfg, mode), _algorithm(cfg))
+
+
+def _mode_options(cfg: RunConfig, mode: type[Mode]) -> dict[str, Any]:
+    fields = {f.name for f in dataclasses.fields(mode.Config)}
     options = {"num_solvers": cfg.rollout.num_solvers} if "num_solvers" in fields else {}
     for item in cfg.options:
         key, sep, text = item.partition("=")
@@ -51,58 +95,7 @@ def mode_options(cfg: RunConfig) -> dict:
     return options
 
 
-def with_recipe(cfg: RunConfig) -> RunConfig:
-    """Fill what the config leaves empty (train_roles, schedule, algorithm) from the mode's
-    published recipe; a multi-stage recipe's stages are chosen in ``train_from_config``."""
-    recipe = mode_class(cfg.mode).recipe
-    cfg = dataclasses.replace(
-        cfg,
-        train_roles=cfg.train_roles or recipe.stages[0],
-        schedule=cfg.schedule or recipe.schedule,
-        algorithm=cfg.algorithm or recipe.algorithm,
-    )
-    if cfg.algorithm not in PRESETS:
-        raise ValueError(f"unknown algorithm {cfg.algorithm!r}; choose one of {sorted(PRESETS)}")
-    return cfg
-
-
-def build_backend(cfg: RunConfig) -> HFBackend:
-    """One base model with one LoRA adapter per adapter name the mode's LLM roles use."""
-    return HFBackend(
-        resolve_model(cfg.model.name),
-        adapters=sorted(set(role_adapters(cfg).values())),
-        lora=LoraSettings(r=cfg.model.lora_r, alpha=cfg.model.lora_alpha, dropout=cfg.model.lora_dropout),
-        device=cfg.model.device or distributed.world().device,
-        dtype=cfg.model.dtype,
-        seed=cfg.train.seed,
-    )
-
-
-def role_adapters(cfg: RunConfig) -> dict[str, str]:
-    """LLM role -> adapter: the recipe's map, else one per role ("policy" for single-policy modes)."""
-    mode, scripted = mode_class(cfg.mode), scripted_roles(cfg)
-    default = {r: "policy" if mode.single_policy else r for r in mode.roles}
-    return {r: (default | mode.recipe.adapters)[r] for r in mode.roles if r not in scripted}
-
-
-def role_temperatures(cfg: RunConfig) -> dict[str, float]:
-    """``rollout.role_temperatures`` ("refiner=0") as role -> temperature."""
-    roles, out = mode_class(cfg.mode).roles, {}
-    for item in cfg.rollout.role_temperatures:
-        role, _, text = item.partition("=")
-        refused = ValueError(f"--rollout.role-temperatures {item!r}: write role=T with T >= 0 and "
-                             f"a role of {list(roles)}")
-        try:
-            out[role] = float(text)
-        except ValueError:
-            raise refused from None
-        if role not in roles or not out[role] >= 0:
-            raise refused
-    return out
-
-
-def scripted_roles(cfg: RunConfig) -> dict[str, str]:
-    mode = mode_class(cfg.mode)
+def _scripted_roles(cfg: RunConfig, mode: type[Mode]) -> dict[str, str]:
     scripted = dict(mode.scripted_roles)
     for item in cfg.scripted:
         role, _, name = item.partition("=")
@@ -112,52 +105,123 @@ def scripted_roles(cfg: RunConfig) -> dict[str, str]:
     return scripted
 
 
-def build_trainer(
-    cfg: RunConfig, backend: HFBackend | None = None, env_options: dict | None = None
-) -> SelfPlayTrainer:
-    """A trainer for one stage: ``env_options`` (a later stage's) go to the mode's envs, and a
-    given ``backend`` (the earlier stage's, adapters and all) is reused."""
-    cfg = with_recipe(cfg)
-    # under accelerate launch num_envs is the global batch: each rank plays its share
-    num_envs = distributed.local_share(cfg.rollout.num_envs)
-    options = mode_options(cfg) | (env_options or {})
-    mode = mode_class(cfg.mode).from_options(**options)
-    # one task source for all envs, so that consecutive resets can form groups (DARC)
-    venv = SelfPlayVectorEnv.make(cfg.mode, num_envs=num_envs, task=mode.default_task(), **options)
-    backend = backend or build_backend(cfg)
-    sampling = SamplingConfig(cfg.rollout.temperature, cfg.rollout.top_p, 0, cfg.rollout.max_new_tokens)
-    temperatures = role_temperatures(cfg)
-    llm = LLMPolicy(backend, {
-        r: RoleConfig(a, dataclasses.replace(sampling, temperature=temperatures.get(r, sampling.temperature)))
-        for r, a in role_adapters(cfg).items()
-    })
-    scripted = {r: scripted_policy(n, venv.envs[0].task) for r, n in scripted_roles(cfg).items()}
-    algorithm = PRESETS[cfg.algorithm]
-    if cfg.kl_coef is not None:
-        algorithm = dataclasses.replace(algorithm, kl_coef=cfg.kl_coef)
+def _role_temperatures(cfg: RunConfig, mode: type[Mode]) -> dict[str, float]:
+    out = {}
+    for item in cfg.rollout.role_temperatures:
+        role, _, text = item.partition("=")
+        refused = ValueError(f"--rollout.role-temperatures {item!r}: write role=T with T >= 0 and "
+                             f"a role of {list(mode.roles)}")
+        try:
+            out[role] = float(text)
+        except ValueError:
+            raise refused from None
+        if role not in mode.roles or not out[role] >= 0:
+            raise refused
+    return out
+
+
+def _algorithm(cfg: RunConfig) -> AlgorithmConfig:
+    if cfg.algorithm not in PRESETS:
+        raise ValueError(f"unknown algorithm {cfg.algorithm!r}; choose one of {sorted(PRESETS)}")
+    overrides = {"kl_coef": cfg.kl_coef, "tis_cap": cfg.tis_cap}
+    algorithm = dataclasses.replace(PRESETS[cfg.algorithm],
+                                    **{k: v for k, v in overrides.items() if v is not None})
     if algorithm.aggregate == "constant" and algorithm.max_tokens is None:
         algorithm = dataclasses.replace(algorithm, max_tokens=cfg.rollout.max_new_tokens)
+    return algorithm
+
+
+# --- engines -------------------------------------------------------------------------------------
+def build_backend(plan: RunPlan) -> HFBackend:
+    """The learner: one base model with one LoRA adapter per adapter name of the plan."""
+    cfg = plan.cfg
+    return HFBackend(
+        resolve_model(cfg.model.name),
+        adapters=plan.adapter_names,
+        lora=LoraSettings(r=cfg.model.lora_r, alpha=cfg.model.lora_alpha, dropout=cfg.model.lora_dropout),
+        device=cfg.model.device or distributed.world().device,
+        dtype=cfg.model.dtype,
+        seed=cfg.train.seed,
+    )
+
+
+def build_generator(plan: RunPlan, learner: HFBackend) -> Backend:
+    """The engine that generates rollouts: the learner itself (hf), vLLM in this process, or an
+    OpenAI-compatible server. The trainer loads every adapter onto it before the first rollout
+    and after each update."""
+    rollout = plan.cfg.rollout
+    if rollout.engine == "hf":
+        return learner
+    if rollout.engine == "vllm":
+        from selfplay_gym.agents.vllm import VLLMBackend
+
+        return VLLMBackend.launch(
+            resolve_model(plan.cfg.model.name),
+            dtype=str(learner.dtype).removeprefix("torch."),
+            max_lora_rank=plan.cfg.model.lora_r,
+            max_loras=max(1, len(plan.adapter_names)),
+            max_model_len=learner.max_context,
+            gpu_memory_utilization=rollout.engine_memory,
+            seed=plan.cfg.train.seed,
+        )
+    from selfplay_gym.agents.openai_api import OpenAIBackend
+
+    if not rollout.base_url:
+        raise ValueError("--rollout.engine openai needs --rollout.base-url, e.g. "
+                         "http://127.0.0.1:8000/v1 (a `vllm serve MODEL --enable-lora` or "
+                         "`selfplay-gym serve`)")
+    return OpenAIBackend(rollout.base_url, rollout.served_model or None)
+
+
+# --- trainers ------------------------------------------------------------------------------------
+def build_trainer(
+    cfg: RunConfig | RunPlan,
+    backend: HFBackend | None = None,
+    env_options: dict | None = None,
+    generator: Backend | None = None,
+) -> SelfPlayTrainer:
+    """A trainer for one stage: ``env_options`` (a later stage's) go to the mode's envs, and a
+    given ``backend`` (the learner) and ``generator`` (the rollout engine) are reused."""
+    plan = cfg if isinstance(cfg, RunPlan) else plan_run(cfg)
+    cfg = plan.cfg
+    # under accelerate launch num_envs is the global batch: each rank plays its share
+    num_envs = distributed.local_share(cfg.rollout.num_envs)
+    options = plan.options | (env_options or {})
+    mode = plan.mode.from_options(**options)
+    # one task source for all envs, so that consecutive resets can form groups (DARC)
+    venv = SelfPlayVectorEnv.make(cfg.mode, num_envs=num_envs, task=mode.default_task(), **options)
+    learner = backend or build_backend(plan)
+    generator = generator or build_generator(plan, learner)
+    sampling = SamplingConfig(cfg.rollout.temperature, cfg.rollout.top_p, 0, cfg.rollout.max_new_tokens)
+    llm = LLMPolicy(generator, {
+        r: RoleConfig(a, dataclasses.replace(sampling, temperature=plan.temperatures.get(r, sampling.temperature)))
+        for r, a in plan.adapters.items()
+    })
+    scripted = {r: scripted_policy(n, venv.envs[0].task) for r, n in plan.scripted.items()}
     schedule = schedule_from_name(cfg.schedule, cfg.train_roles, phase_iterations=cfg.phase_iterations)
     selector = None
     if cfg.schedule == "staggered":
         selector = StaggeredReplay(lagging=tuple(cfg.train_roles[1:]), seed=cfg.train.seed)
-    return SelfPlayTrainer(venv, llm.roles_map() | scripted, backend, algorithm, schedule,
+    return SelfPlayTrainer(venv, llm.roles_map() | scripted, learner, plan.algorithm, schedule,
                            cfg.train, selector=selector)
 
 
 def train_from_config(
-    cfg: RunConfig, resume: bool = False, backend: HFBackend | None = None
+    cfg: RunConfig, resume: bool = False, backend: HFBackend | None = None,
+    generator: Backend | None = None,
 ) -> list[dict]:
     """Run the mode's recipe: one trainer, or one per stage (DARC: Questioner, then Solver on
-    the curriculum the first stage's episodes make), all on one base model.
+    the curriculum the first stage's episodes make), all on one base model and one engine.
 
     Stage k writes to ``output_dir/stage{k}``; ``resume`` continues every stage that has a
     checkpoint and skips the stages that finished. A given ``backend`` (from
-    ``build_backend(cfg)``) is trained in place, e.g. to evaluate it afterwards.
+    ``build_backend(plan_run(cfg))``) is trained in place, e.g. to evaluate it afterwards; a
+    given ``generator`` (an engine already started) generates the rollouts.
     """
-    stages = mode_class(cfg.mode).recipe.stages
+    plan = plan_run(cfg)
+    stages = plan.mode.recipe.stages
     if cfg.train_roles or len(stages) == 1:
-        trainer = build_trainer(cfg, backend)
+        trainer = build_trainer(plan, backend, generator=generator)
         if resume:
             print(f"resuming at iteration {trainer.resume()}")
         return trainer.train()
@@ -169,16 +233,17 @@ def train_from_config(
                          f"train.iterations={total} and stage_iterations={early} give {lengths}")
     root, history, trainer, options = Path(cfg.train.output_dir), [], None, None
     for k, (roles, iterations) in enumerate(zip(stages, lengths, strict=True), start=1):
-        stage_cfg = dataclasses.replace(
+        stage_plan = plan_run(dataclasses.replace(
             cfg, train_roles=roles,
-            train=dataclasses.replace(cfg.train, iterations=iterations, output_dir=str(root / f"stage{k}")))
+            train=dataclasses.replace(cfg.train, iterations=iterations, output_dir=str(root / f"stage{k}"))))
         if trainer is not None:  # the next stage starts from the last one's episodes
             rows = read_jsonl(root / f"stage{k - 1}" / "episodes.jsonl")
             episodes = [Episode.from_dict({key: v for key, v in r.items() if key != "iteration"})
                         for r in rows]
             options = trainer.venv.mode.next_stage_options(episodes)
-        trainer = build_trainer(stage_cfg, trainer.learner if trainer else backend, options)
-        if resume and latest_checkpoint(stage_cfg.train.output_dir):
-            trainer.resume()
+            backend, generator = trainer.learner, trainer.generator
+        trainer = build_trainer(stage_plan, backend, options, generator)
+        if resume and latest_checkpoint(stage_plan.cfg.train.output_dir):
+            print(f"stage {k}: resuming at iteration {trainer.resume()}")
         history += [{"stage": k, **row} for row in trainer.train()]
     return history

@@ -32,6 +32,11 @@ class ModelConfig:
     """None: bfloat16 on CUDA, float32 on CPU."""
 
 
+ENGINES = ("hf", "vllm", "openai")
+"""Where rollouts are generated: the transformers learner itself, vLLM in this process, or an
+OpenAI-compatible server (``vllm serve --enable-lora``, ``selfplay-gym serve``)."""
+
+
 @dataclass
 class RolloutConfig:
     num_envs: int = 16
@@ -44,6 +49,18 @@ class RolloutConfig:
     role_temperatures: tuple[str, ...] = ()
     """Per-role sampling temperature as role=T, e.g. "refiner=0": a checker that decodes
     greedily answers consistently; a role at T=0 plays but does not learn."""
+    engine: str = "hf"
+    """"hf" (generate on the learner), "vllm" (vLLM in this process, CPU or GPU) or "openai" (a
+    server at base_url). Training always runs on the transformers learner; after every update
+    the adapters are loaded onto the engine under new versioned names."""
+    base_url: str = ""
+    """The server's API root for engine "openai", e.g. http://127.0.0.1:8000/v1."""
+    served_model: str = ""
+    """The server's name for the base model (engine "openai"); empty: the first it lists."""
+    engine_memory: float | None = None
+    """vLLM's gpu_memory_utilization: the share of GPU memory (on CPU, of the memory of one
+    NUMA node) vLLM reserves for weights and KV cache. None: 0.3 on CUDA (training gets the
+    rest), 0.1 on CPU."""
 
 
 @dataclass
@@ -69,6 +86,10 @@ class RunConfig:
     kto, rft. Empty: the mode's recipe."""
     kl_coef: float | None = None
     """Override the preset's KL coefficient."""
+    tis_cap: float | None = None
+    """Truncated importance sampling: weight each token's loss by min(p_learner / p_engine, C)
+    with this C (TRL's token_truncate clips at 3 by default); None: off. For engines other
+    than hf, where the sampler's log-probs are not the learner's."""
     model: ModelConfig = field(default_factory=ModelConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

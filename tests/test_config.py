@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from selfplay_gym.algorithms.trainer import TrainConfig
-from selfplay_gym.build import mode_options
+from selfplay_gym.build import plan_run
 from selfplay_gym.config import RunConfig, from_dict, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,4 +51,4 @@ def test_missing_file(tmp_path):
 
 
 def test_mode_options_only_pass_what_the_mode_accepts():
-    assert mode_options(RunConfig()) == {"num_solvers": 8}
+    assert plan_run(RunConfig()).options == {"num_solvers": 8}

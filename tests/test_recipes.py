@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from selfplay_gym.build import role_adapters, with_recipe
+from selfplay_gym.build import plan_run
 from selfplay_gym.config import RunConfig
 from selfplay_gym.envs.registry import mode_class
 from selfplay_gym.plots import read_jsonl
@@ -27,23 +27,23 @@ ROOT = Path(__file__).resolve().parents[1]
     ],
 )
 def test_an_empty_config_takes_the_modes_recipe(mode, roles, schedule, algorithm):
-    cfg = with_recipe(RunConfig(mode=mode))
+    cfg = plan_run(RunConfig(mode=mode)).cfg
     assert (cfg.train_roles, cfg.schedule, cfg.algorithm) == (roles, schedule, algorithm)
 
 
 def test_flags_win_over_the_recipe():
-    cfg = with_recipe(RunConfig(mode="aero", algorithm="grpo", schedule="joint", train_roles=("solver",)))
+    cfg = plan_run(RunConfig(mode="aero", algorithm="grpo", schedule="joint", train_roles=("solver",))).cfg
     assert (cfg.train_roles, cfg.schedule, cfg.algorithm) == (("solver",), "joint", "grpo")
     with pytest.raises(ValueError, match="unknown algorithm 'ppo'"):
-        with_recipe(RunConfig(algorithm="ppo"))
+        plan_run(RunConfig(algorithm="ppo"))
 
 
 def test_adapters_follow_the_recipe():
-    assert set(role_adapters(RunConfig(mode="aero")).values()) == {"policy"}
-    darc = role_adapters(RunConfig(mode="darc"))
+    assert set(plan_run(RunConfig(mode="aero")).adapters.values()) == {"policy"}
+    darc = plan_run(RunConfig(mode="darc")).adapters
     assert darc["questioner"] == "questioner"
     assert {darc[r] for r in ("solver", "student", "teacher", "judge")} == {"solver"}
-    rzero = role_adapters(RunConfig(mode="rzero"))
+    rzero = plan_run(RunConfig(mode="rzero")).adapters
     assert rzero == {"questioner": "questioner", "solver": "solver"}  # the judge is scripted
 
 
@@ -86,25 +86,23 @@ def test_darc_runs_both_stages_from_the_cli(tiny_dir, tmp_path):
 
 
 def test_mode_options_from_the_config_reach_the_mode():
-    from selfplay_gym.build import mode_options
-
     cfg = RunConfig(mode="alive", options=("mask_format=span", "revise=true", "max_span_chars=8"))
-    assert mode_options(cfg) == {"num_solvers": 8, "mask_format": "span", "revise": True,
+    assert plan_run(cfg).options == {"num_solvers": 8, "mask_format": "span", "revise": True,
                                  "max_span_chars": 8}
     with pytest.raises(ValueError, match="write key=value with a key of"):
-        mode_options(RunConfig(mode="alive", options=("bogus=1",)))
+        plan_run(RunConfig(mode="alive", options=("bogus=1",)))
 
 
 def test_role_temperatures_reach_each_role_and_bad_ones_name_the_fix(tiny_dir):
-    from selfplay_gym.build import build_trainer, role_temperatures
+    from selfplay_gym.build import build_trainer
     from selfplay_gym.config import RolloutConfig
 
     rollout = RolloutConfig(num_envs=2, role_temperatures=("refiner=0.1",))
     cfg = RunConfig(mode="aero", rollout=rollout)
-    assert role_temperatures(cfg) == {"refiner": 0.1}
+    assert plan_run(cfg).temperatures == {"refiner": 0.1}
     policies = build_trainer(cfg).policies
     assert policies["refiner"].roles["refiner"].sampling.temperature == 0.1
     assert policies["solver"].roles["solver"].sampling.temperature == 1.0
     for bad in ("critic=0", "refiner=hot", "refiner=-1"):
         with pytest.raises(ValueError, match="write role=T with T >= 0"):
-            role_temperatures(RunConfig(mode="aero", rollout=RolloutConfig(role_temperatures=(bad,))))
+            plan_run(RunConfig(mode="aero", rollout=RolloutConfig(role_temperatures=(bad,))))

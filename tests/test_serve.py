@@ -148,7 +148,11 @@ def test_a_reloaded_adapter_changes_the_servers_logprobs(client, reference, adap
         [after] = client.generate([SOLVER_PROMPT], ["solver"], greedy)
         assert after.logprobs != before.logprobs
         assert_logprobs_match(reference, [after], ["solver"], temperature=0)
-        assert "judge" in client.models()
+        models = client.models()
+        assert "judge@v1" in models and "solver@v1" in models
+        client.sync_from(reference, ["solver"], tmp_path)  # the next version replaces it
+        models = client.models()
+        assert "solver@v2" in models and "solver@v1" not in models
     finally:  # put both sides back for the other tests
         client.load_adapter("solver", adapter_dirs["solver"])
         for name, path in adapter_dirs.items():

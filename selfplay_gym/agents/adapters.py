@@ -109,6 +109,13 @@ class AdapterStore:
         self.model.peft_config[name].save_pretrained(str(path))
         return path
 
+    def remove(self, name: str) -> None:
+        """Drop adapter ``name`` and free its weights (a server unloading an old version)."""
+        self.require(name)
+        if len(self.names) == 1:
+            raise ValueError(f"{name!r} is the only adapter; it stays (an empty peft model cannot be kept)")
+        self.model.delete_adapter(name)
+
     def load(self, name: str, path: str | Path) -> None:
         path = Path(path)
         if not (path / WEIGHTS).exists():

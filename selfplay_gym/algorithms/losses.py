@@ -199,9 +199,19 @@ class AlgorithmConfig:
     desirable, < 0 undesirable, 0 no example) or "nll" (``distillation_loss`` weighted by
     max(reward, 0)). The last two use no advantage and no sampling log-probs."""
     kto_beta: float = 0.1
+    sample_filter: str = ""
+    """Which samples train, by reward: a key of ``SAMPLE_FILTERS``; "" = the loss's own
+    (``LOSS_KINDS``: KTO drops reward 0, no example; NLL drops rewards <= 0, which weigh 0)."""
+    tis_cap: float | None = None
+    """C of truncated importance sampling (``off_policy.truncated_importance_weights``) when
+    another engine samples; None: the surrogate's old policy is the engine's log-probs."""
 
     def __post_init__(self) -> None:
-        _choose("loss", self.loss, ["policy_gradient", *RATIO_FREE_LOSSES])
+        _choose("loss", self.loss, list(LOSS_KINDS))
+        if self.sample_filter:
+            _choose("sample_filter", self.sample_filter, list(SAMPLE_FILTERS))
+        if self.tis_cap is not None and not self.tis_cap > 0:
+            raise ValueError(f"tis_cap must be > 0 or None, got {self.tis_cap}")
         _choose("advantage", self.advantage, [*ADVANTAGES, "reinforce_pp"])
         _choose("aggregate", self.aggregate, list(AGGREGATIONS))
         _choose("kl_estimator", self.kl_estimator, list(KL_ESTIMATORS))
@@ -220,9 +230,45 @@ class AlgorithmConfig:
             raise ValueError(f"max_tokens must be >= 1 or None, got {self.max_tokens}")
 
 
-RATIO_FREE_LOSSES = ("kto", "nll")
-"""Losses with no importance ratio: they can train on completions sampled under another prompt
-(``Mode.cross_role_examples``) and need the rewards, not advantages."""
+    @property
+    def ratio_free(self) -> bool:
+        """No importance ratio: trains on rewards, not advantages, and can take completions
+        sampled under another prompt (``Mode.cross_role_examples``)."""
+        return LOSS_KINDS[self.loss].ratio_free
+
+    @property
+    def needs_reference(self) -> bool:
+        """The update reads reference log-probs (a KL term, or KTO's log-ratio)."""
+        return self.kl_coef > 0 or LOSS_KINDS[self.loss].needs_reference
+
+    def keeps(self, reward: float) -> bool:
+        """Whether a sample of this reward trains under this loss (``sample_filter``)."""
+        return SAMPLE_FILTERS[self.sample_filter or LOSS_KINDS[self.loss].sample_filter](reward)
+
+
+@dataclasses.dataclass(frozen=True)
+class LossKind:
+    """What the trainer must know of a loss, so that it never asks for one by name."""
+
+    ratio_free: bool
+    needs_reference: bool
+    sample_filter: str
+
+
+LOSS_KINDS: dict[str, LossKind] = {
+    "policy_gradient": LossKind(ratio_free=False, needs_reference=False, sample_filter="all"),
+    "kto": LossKind(ratio_free=True, needs_reference=True, sample_filter="nonzero_reward"),
+    "nll": LossKind(ratio_free=True, needs_reference=False, sample_filter="positive_reward"),
+}
+
+SAMPLE_FILTERS: dict[str, Callable[[float], bool]] = {
+    "all": lambda reward: True,
+    "nonzero_reward": lambda reward: reward != 0,  # KTO's labels: 0 is no example
+    "positive_reward": lambda reward: reward > 0,  # NLL's weights max(r, 0): <= 0 weighs nothing
+}
+
+RATIO_FREE_LOSSES = tuple(name for name, kind in LOSS_KINDS.items() if kind.ratio_free)
+"""Losses with no importance ratio (``AlgorithmConfig.ratio_free``)."""
 
 
 def _choose(field: str, value: str, choices: list[str]) -> None:
@@ -251,11 +297,11 @@ PRESETS: dict[str, AlgorithmConfig] = {
     "darc": AlgorithmConfig("dr_grpo", "token_mean", clip_high=0.3, dual_clip=3.0, kl_coef=0.0),
     # AERO (arXiv 2602.03084, code: LLaMA-Factory stage kto): KTO on its desirable/undesirable
     # labels, β = 0.1 (LLaMA-Factory's default; AERO's own KTO yaml is not published).
-    "kto": AlgorithmConfig(loss="kto", kto_beta=0.1),
+    "kto": AlgorithmConfig(loss="kto", kto_beta=0.1, sample_filter="nonzero_reward"),
     # Rejection-sampling fine-tuning (RFT, arXiv 2308.01825; STaR, arXiv 2203.14465): NLL of the
     # policy's own completions weighted by max(reward, 0), so a 0/1 reward keeps the right ones.
     # DARC's stage 2 read as supervised self-distillation.
-    "rft": AlgorithmConfig(loss="nll"),
+    "rft": AlgorithmConfig(loss="nll", sample_filter="positive_reward"),
 }
 """Named configs; clip_low is 0.2 (the default) in all of them."""
 
@@ -268,8 +314,12 @@ def policy_loss(
     mask: Tensor,
     config: AlgorithmConfig,
     entropy: Tensor | None = None,
+    token_weights: Tensor | None = None,
 ) -> dict[str, Tensor | float]:
     """Clipped surrogate + kl_coef * KL - entropy_coef * entropy, aggregated by config.aggregate.
+
+    ``token_weights`` [B, T] (detached) scale each token's surrogate before aggregation:
+    truncated importance weights when another engine sampled (``off_policy``).
 
     The KL term is skipped when ``config.kl_in_reward`` (REINFORCE++ has it in the reward).
     ``entropy`` [B, T] is the policy's per-token entropy. Returns "loss" (scalar, differentiable)
@@ -289,7 +339,8 @@ def policy_loss(
     surrogate = ratio_and_clipped_surrogate(
         logp, old_logp, advantages, config.clip_low, config.clip_high, config.dual_clip
     )
-    pg_loss = aggregate(surrogate["loss"])  # []
+    per_token = surrogate["loss"] if token_weights is None else surrogate["loss"] * token_weights.detach()
+    pg_loss = aggregate(per_token)  # []
     loss = pg_loss
     stats: dict[str, Tensor | float] = {"pg_loss": pg_loss.item(), "kl": 0.0}
     if ref_logp is not None:

@@ -8,6 +8,7 @@ vector env) and no backend (it calls the ``Learner`` protocol).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -21,7 +22,8 @@ from tqdm.auto import tqdm
 from selfplay_gym.agents.policy import LLMPolicy
 from selfplay_gym.algorithms import distributed
 from selfplay_gym.algorithms.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from selfplay_gym.algorithms.losses import RATIO_FREE_LOSSES, AlgorithmConfig
+from selfplay_gym.algorithms.losses import AlgorithmConfig
+from selfplay_gym.algorithms.off_policy import agreement_stats, truncated_importance_weights
 from selfplay_gym.algorithms.replay import SampleSelector
 from selfplay_gym.algorithms.run_log import RunLog
 from selfplay_gym.algorithms.samples import (
@@ -29,6 +31,7 @@ from selfplay_gym.algorithms.samples import (
     collect_samples,
     compute_advantages,
     drop_zero_variance,
+    pad_right,
 )
 from selfplay_gym.algorithms.schedules import Schedule
 from selfplay_gym.algorithms.update import Learner, UpdateConfig, update_adapter
@@ -89,6 +92,24 @@ class SelfPlayTrainer:
         self.start_iteration = 0
         self.history: list[dict] = []
 
+    @property
+    def generator(self):
+        """The rollout engine: the learner itself, vLLM or a server."""
+        llm = [p for p in self.policies.values() if isinstance(p, LLMPolicy)]
+        return llm[0].backend if llm else self.learner
+
+    @property
+    def engines(self) -> list:
+        """Engines other than the learner: they get every adapter after each update, and the
+        update measures how their sampling log-probs agree with the learner's."""
+        llm = {id(p.backend): p.backend for p in self.policies.values() if isinstance(p, LLMPolicy)}
+        return [engine for engine in llm.values() if engine is not self.learner]
+
+    def served_adapters(self) -> list[str]:
+        """Every adapter an LLM role plays with, trained or frozen."""
+        specs = [s for p in self.policies.values() if isinstance(p, LLMPolicy) for s in p.roles.values()]
+        return sorted({s.adapter for s in specs} - {None})
+
     def resume(self, path: str | Path | None = None) -> int:
         """Continue from ``path`` or the latest checkpoint in output_dir; returns the next iteration."""
         checkpoint = Path(path) if path else latest_checkpoint(self.output_dir)
@@ -110,6 +131,7 @@ class SelfPlayTrainer:
                    desc="self-play", initial=self.start_iteration, total=cfg.iterations)
         if self.evaluate and cfg.eval_every and self.start_iteration == 0:
             log.metrics({"iteration": -1, **self.evaluate()})
+        self._sync_generators(self.served_adapters())  # fresh or resumed weights, before rollout 1
         for iteration in bar:
             roles = self._check_roles(self.schedule.roles(iteration))
             seed = self._reseed(iteration)
@@ -120,18 +142,15 @@ class SelfPlayTrainer:
             # a selector sees every trainable role's samples, so it can hold some for later
             collected = roles if self.selector is None else set(self.trainable)
             samples = collect_samples(rollout, collected, self.venv.mode.keep_for_training)
-            if self.algorithm.loss in RATIO_FREE_LOSSES:  # off-policy examples need no ratio
+            if self.algorithm.ratio_free:  # off-policy examples need no ratio
                 samples += collect_cross_role_samples(rollout, collected, self.venv.mode.cross_role_examples)
             if self.selector is not None:
                 samples = [s for s in self.selector.select(iteration, samples) if s.role in roles]
-            if self.algorithm.loss == "kto":  # a zero reward is no KTO example
-                samples = [s for s in samples if s.reward != 0]
-            if self.algorithm.loss == "nll":  # a reward <= 0 weighs nothing
-                samples = [s for s in samples if s.reward > 0]
+            samples = [s for s in samples if self.algorithm.keeps(s.reward)]  # the loss's own filter
             kept = drop_zero_variance(samples) if self.algorithm.dynamic_sampling else samples
             update_stats = self._update(kept, iteration, timer)
             with timer("sync"):
-                self._sync_generators({s.role for s in kept})
+                self._sync_generators(sorted({self.trainable[s.role][0] for s in kept}))
 
             row = {"iteration": iteration, "train_roles": sorted(roles), **timer.seconds()}
             everyone = distributed.gather_rollout(rollout)  # all ranks' episodes, on rank 0
@@ -195,29 +214,54 @@ class SelfPlayTrainer:
             temperature = self.trainable[chosen[0].role][1]
             ref = None
             with timer("reference"):
-                if self.algorithm.kl_coef > 0 or self.algorithm.loss == "kto":
+                if self.algorithm.needs_reference:
                     ref = self.learner.reference_logprobs(
                         [s.prompt_ids for s in chosen], [s.completion_ids for s in chosen],
                         temperature=temperature,
                     )
-            if self.algorithm.loss in RATIO_FREE_LOSSES:  # KTO's labels, NLL's weights
+            chosen, weights, agreement = self._off_policy(adapter, chosen, temperature, timer)
+            stats |= {f"agreement/{adapter}/{k}": v for k, v in agreement.items()}
+            if self.algorithm.ratio_free:  # KTO's labels, NLL's weights
                 advantages = torch.tensor([s.reward for s in chosen])
             else:
                 advantages = compute_advantages(chosen, self.algorithm, ref)
             with timer("update"):
                 result = update_adapter(self.learner, adapter, chosen, advantages, ref,
                                         self.optimizers[adapter], self.algorithm, self.config.update,
-                                        temperature, generator)
+                                        temperature, generator, weights)
             stats |= {f"update/{adapter}/{k}": v for k, v in result.items()}
         return stats
 
+    def _off_policy(self, adapter: str, chosen: list[Sample], temperature: float, timer: _Timer):
+        """Where another engine sampled: the learner's log-probs of the same tokens before the
+        update, their agreement with the engine's, and with ``tis_cap`` the truncated importance
+        weights (the surrogate's old policy becomes the learner's). Else nothing changes."""
+        cap = self.algorithm.tis_cap
+        if not self.engines and cap is None:
+            return chosen, None, {}
+        with timer("agreement"):
+            learner = self.learner.logprobs(
+                adapter, [s.prompt_ids for s in chosen], [s.completion_ids for s in chosen],
+                temperature=temperature,
+            )
+        engine = pad_right([s.old_logprobs for s in chosen])  # [B, T]
+        mine = pad_right([lp.tolist() for lp in learner], engine.shape[1])  # [B, T]
+        mask = pad_right([[1.0] * len(s.completion_ids) for s in chosen], engine.shape[1])  # [B, T]
+        stats = agreement_stats(mine, engine, mask, cap)
+        if cap is None or self.algorithm.ratio_free:
+            return chosen, None, stats
+        weights = [truncated_importance_weights(lp, torch.tensor(s.old_logprobs), cap)
+                   for lp, s in zip(learner, chosen, strict=True)]
+        chosen = [dataclasses.replace(s, old_logprobs=lp.tolist())
+                  for lp, s in zip(learner, chosen, strict=True)]
+        return chosen, weights, stats
 
-    def _sync_generators(self, roles: set[str]) -> None:
-        """Serve the updated adapters on generation engines other than the learner (vLLM, a server)."""
-        adapters = sorted({self.trainable[r][0] for r in roles})
-        engines = {id(p.backend): p.backend for p in self.policies.values() if isinstance(p, LLMPolicy)}
-        for engine in engines.values():
-            if engine is not self.learner and adapters and hasattr(engine, "sync_from"):
+
+    def _sync_generators(self, adapters: list[str]) -> None:
+        """Serve these adapters' current weights on the engines other than the learner (vLLM, a
+        server), each as a new version: a new name and id, so no engine serves a cached one."""
+        for engine in self.engines:
+            if adapters and hasattr(engine, "sync_from"):
                 root = self.output_dir / "live-adapters" / distributed.rank_dir()
                 engine.sync_from(self.learner, adapters, root)
 

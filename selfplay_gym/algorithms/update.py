@@ -37,6 +37,8 @@ class Learner(Protocol):
 
     def reference_logprobs(self, prompt_ids, completion_ids, **kwargs) -> list[torch.Tensor]: ...
 
+    def logprobs(self, adapter: str | None, prompt_ids, completion_ids, **kwargs) -> list[torch.Tensor]: ...
+
 
 @dataclass(frozen=True)
 class UpdateConfig:
@@ -62,8 +64,12 @@ def update_adapter(
     config: UpdateConfig,
     temperature: float,
     generator: torch.Generator,
+    token_weights: Sequence[torch.Tensor] | None = None,
 ) -> dict[str, float]:
-    """Minibatch updates of ``adapter`` on ``samples``; returns mean stats over steps."""
+    """Minibatch updates of ``adapter`` on ``samples``; returns mean stats over steps.
+
+    ``token_weights`` (one [T_i] tensor per sample) scale each token's policy-gradient loss:
+    the truncated importance weights of a rollout engine other than the learner."""
     params = list(learner.adapter_parameters(adapter).values())
     totals: dict[str, float] = {}
     steps = 0
@@ -79,7 +85,8 @@ def update_adapter(
             for micro_start in range(0, len(minibatch), config.micro_batch_size):
                 micro = minibatch[micro_start : micro_start + config.micro_batch_size]
                 stats = _micro_step(learner, adapter, samples, micro, advantages, ref_logprobs,
-                                    algorithm, config, temperature, weight=len(micro) / len(minibatch))
+                                    algorithm, config, temperature, weight=len(micro) / len(minibatch),
+                                    token_weights=token_weights)
                 for key, value in stats.items():
                     totals[key] = totals.get(key, 0.0) + value * len(micro) / len(minibatch)
             distributed.average_gradients(params, len(minibatch))
@@ -91,7 +98,7 @@ def update_adapter(
 
 
 def _micro_step(learner, adapter, samples, micro, advantages, ref_logprobs, algorithm, config,
-                temperature, weight) -> dict[str, float]:
+                temperature, weight, token_weights=None) -> dict[str, float]:
     chosen = [samples[i] for i in micro]
     logp, mask, entropy = learner.train_logprobs(
         adapter, [s.prompt_ids for s in chosen], [s.completion_ids for s in chosen],
@@ -111,7 +118,10 @@ def _micro_step(learner, adapter, samples, micro, advantages, ref_logprobs, algo
     elif algorithm.loss == "nll":
         out = _nll(logp, ref, adv, mask.float(), algorithm)
     else:
-        out = policy_loss(logp, old, ref, adv, mask.float(), algorithm, entropy)
+        weights = None
+        if token_weights is not None:
+            weights = pad_right([token_weights[i].tolist() for i in micro], width).to(logp.device)  # [b, T]
+        out = policy_loss(logp, old, ref, adv, mask.float(), algorithm, entropy, weights)
     (out["loss"] * weight).backward()
     return {k: float(v) for k, v in out.items() if k != "loss"}
 

@@ -30,6 +30,7 @@ from selfplay_gym.serve.protocol import (
     CompletionRequest,
     GenerationRequest,
     LoadAdapterRequest,
+    UnloadAdapterRequest,
 )
 from selfplay_gym.types import Completion
 
@@ -229,5 +230,15 @@ def create_app(
                 400, f"could not load adapter {request.lora_name!r} from {request.lora_path}: {exc}"
             ) from exc
         return PlainTextResponse(f"Success: LoRA adapter '{request.lora_name}' added successfully.")
+
+    @app.post("/v1/unload_lora_adapter")
+    async def unload_adapter(request: UnloadAdapterRequest) -> PlainTextResponse:
+        if request.lora_name not in backend.store.names:
+            raise APIError(404, f"no adapter named {request.lora_name!r} is loaded")
+        try:
+            await batcher.exclusive(backend.remove_adapter, request.lora_name)
+        except ValueError as exc:
+            raise APIError(400, str(exc)) from exc
+        return PlainTextResponse(f"Success: LoRA adapter '{request.lora_name}' removed successfully.")
 
     return app

@@ -101,3 +101,9 @@ class LoadAdapterRequest(BaseModel):
 
     lora_name: str = Field(min_length=1)
     lora_path: str = Field(min_length=1)
+
+
+class UnloadAdapterRequest(BaseModel):
+    """vLLM's ``/v1/unload_lora_adapter`` body."""
+
+    lora_name: str = Field(min_length=1)

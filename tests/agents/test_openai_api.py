@@ -237,25 +237,35 @@ def test_a_server_that_is_down_is_reported_as_such():
         backend.generate([P, Q], [None, None], SAMPLE)
 
 
-def test_load_adapter_posts_vllms_body_and_replaces_an_adapter_vllm_already_has():
+def test_load_adapter_posts_vllms_body_under_a_new_versioned_name_each_time():
     server = FakeServer()
-    already = {"error": {"message": "The lora adapter 'solver' has already been loaded."}}
+    already = {"error": {"message": "The lora adapter 'solver@v1' has already been loaded."}}
     server.script = [
-        httpx.Response(400, json=already),
+        httpx.Response(400, json=already),  # left by an earlier run: replaced
         httpx.Response(200, text="Success"),
         httpx.Response(200, text="Success"),
     ]
-    client(server).load_adapter("solver", "/runs/x/solver/v2")
+    backend = client(server)
+    backend.load_adapter("solver", "/runs/x/solver/v1")
     assert server.requests == [
-        ("/v1/load_lora_adapter", {"lora_name": "solver", "lora_path": "/runs/x/solver/v2"}),
-        ("/v1/unload_lora_adapter", {"lora_name": "solver"}),
-        ("/v1/load_lora_adapter", {"lora_name": "solver", "lora_path": "/runs/x/solver/v2"}),
+        ("/v1/load_lora_adapter", {"lora_name": "solver@v1", "lora_path": "/runs/x/solver/v1"}),
+        ("/v1/unload_lora_adapter", {"lora_name": "solver@v1"}),
+        ("/v1/load_lora_adapter", {"lora_name": "solver@v1", "lora_path": "/runs/x/solver/v1"}),
+    ]
+    assert backend.served_name("solver") == "solver@v1"
+    server.requests.clear()
+    server.script = [httpx.Response(200, text="Success"), httpx.Response(404, text="gone")]
+    backend.load_adapter("solver", "/runs/x/solver/v2")  # the old version is unloaded
+    assert server.requests == [
+        ("/v1/load_lora_adapter", {"lora_name": "solver@v2", "lora_path": "/runs/x/solver/v2"}),
+        ("/v1/unload_lora_adapter", {"lora_name": "solver@v1"}),
     ]
     server.script = [httpx.Response(400, json={"error": {"message": "no adapter_config.json"}})]
     with pytest.raises(
-        ServerError, match="loading adapter 'solver' from /x was refused.*adapter_config"
+        ServerError, match="loading adapter 'solver@v3' from /x was refused.*adapter_config"
     ):
-        client(server).load_adapter("solver", "/x")
+        backend.load_adapter("solver", "/x")
+    assert backend.served_name("solver") == "solver@v2"  # a failed load changes nothing
 
 
 def test_models_are_listed_and_the_client_works_inside_a_running_event_loop():
@@ -288,14 +298,16 @@ class SavingLearner:
 
 def test_sync_saves_numbered_versions_loads_each_and_keeps_the_last_two(tmp_path):
     server = FakeServer()
-    server.script = [httpx.Response(200, text="Success")] * 6
+    server.script = [httpx.Response(200, text="Success")] * 10
     backend = client(server, adapter_models={"solver": "solver-live"})
     for _ in range(3):
         backend.sync_from(SavingLearner(), ["solver", "questioner"], tmp_path)
-    loaded = [(body["lora_name"], body["lora_path"]) for _, body in server.requests]
-    assert loaded[-2:] == [
-        ("solver-live", str(tmp_path / "solver" / "v3")),
-        ("questioner", str(tmp_path / "questioner" / "v3")),
+    loaded = [(path, body["lora_name"], body.get("lora_path")) for path, body in server.requests]
+    assert loaded[-4:] == [
+        ("/v1/load_lora_adapter", "solver-live@v3", str(tmp_path / "solver" / "v3")),
+        ("/v1/unload_lora_adapter", "solver-live@v2", None),
+        ("/v1/load_lora_adapter", "questioner@v3", str(tmp_path / "questioner" / "v3")),
+        ("/v1/unload_lora_adapter", "questioner@v2", None),
     ]
     assert sorted(p.name for p in (tmp_path / "solver").iterdir()) == ["v2", "v3"]
 
@@ -325,6 +337,6 @@ def test_a_pool_spreads_requests_retries_on_the_next_server_and_loads_adapters_e
     assert len(backend.generate(prompts, [None] * 6, SAMPLE)) == 6
     assert seen.count("a") == 2 and seen.count("c") == 4  # down's two requests moved on to c
     seen.clear()
-    with pytest.raises(ServerError, match="loading adapter 'solver'.*http://down:8000/v1 running"):
+    with pytest.raises(ServerError, match="loading adapter 'solver@v1'.*http://down:8000/v1 running"):
         backend.load_adapter("solver", "/shared/solver/v2")
     assert seen == ["a", "down", "down"]

@@ -1,28 +1,26 @@
-"""The vLLM backend: request building, option and output mapping, adapter versions.
-
-Everything but the engine runs here against a fake engine with vLLM's ``LLM.generate``
-signature; the engine tests at the bottom need vLLM and CUDA and skip, saying so, without them.
-"""
+"""The vLLM backend's engine-free parts: request building, option and output mapping, adapter
+versions, against a fake engine with vLLM's ``LLM.generate`` signature. The real engine runs in
+tests/engines (``make test-vllm``)."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import warnings
 from types import SimpleNamespace
 
 import pytest
-import torch
 
 from selfplay_gym.agents.hf import HFBackend
 from selfplay_gym.agents.policy import SamplingConfig
 from selfplay_gym.agents.vllm import (
     AdapterVersions,
     VLLMBackend,
+    check_cpu_head_size,
     encode_chat,
     finish_reason,
     fit_context,
     flat_logprobs,
+    head_size,
     require_vllm,
     sampling_params_kwargs,
 )
@@ -77,7 +75,7 @@ def fake(hf, tmp_path):
 
 def test_without_vllm_choosing_the_backend_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm now raises ImportError
-    with pytest.raises(ImportError, match=r"pip install 'selfplay-gym\[vllm\]'"):
+    with pytest.raises(ImportError, match=r"pip install 'selfplay-gym\[vllm\]'.*make venv-vllm"):
         require_vllm()
     with pytest.raises(ImportError, match=r"selfplay-gym\[vllm\]"):
         VLLMBackend.launch("any-model")
@@ -217,43 +215,9 @@ def test_sync_saves_a_new_version_serves_it_and_frees_the_old_one(fake, hf, tmp_
     assert engine.calls[-1]["loras"][0].lora_int_id == current.lora_int_id
 
 
-# --- the engine itself: GPU only ---------------------------------------------------------------
-HAVE_VLLM = importlib.util.find_spec("vllm") is not None
-needs_engine = pytest.mark.skipif(
-    not (HAVE_VLLM and torch.cuda.is_available()),
-    reason=f"needs vllm (installed: {HAVE_VLLM}; pip install 'selfplay-gym[vllm]') and a CUDA GPU "
-    f"(available: {torch.cuda.is_available()})",
-)
-
-
-@pytest.mark.gpu
-@needs_engine
-def test_vllm_logprobs_match_hf_and_follow_adapter_updates(random_model_dir, tmp_path):
-    hf = HFBackend(random_model_dir, adapters=["solver"], device="cpu")
-    with torch.no_grad():
-        for name, param in hf.store.parameters("solver").items():
-            if "lora_B" in name:
-                param.normal_(0, 0.3)
-    backend = VLLMBackend.launch(
-        random_model_dir,
-        dtype="float32",
-        gpu_memory_utilization=0.2,
-        max_lora_rank=8,
-        enforce_eager=True,
-    )
-    backend.sync_from(hf, ["solver"], tmp_path)
-    sampling = SamplingConfig(0.7, max_new_tokens=12)
-    before = backend.generate([PROMPT] * 4, ["solver", None] * 2, sampling)
-    for completion, adapter in zip(before, ["solver", None] * 2, strict=True):
-        again = hf.logprobs(
-            adapter, [completion.prompt_ids], [completion.completion_ids], temperature=0.7
-        )[0]
-        assert torch.allclose(again, torch.tensor(completion.logprobs), atol=1e-3)
-    with torch.no_grad():
-        for name, param in hf.store.parameters("solver").items():
-            if "lora_B" in name:
-                param.mul_(-1)
-    backend.sync_from(hf, ["solver"], tmp_path)
-    [after] = backend.generate([PROMPT], ["solver"], SamplingConfig(0, max_new_tokens=12))
-    expected = hf.logprobs("solver", [after.prompt_ids], [after.completion_ids])[0]
-    assert torch.allclose(expected, torch.tensor(after.logprobs), atol=1e-3)
+def test_a_head_size_the_cpu_backend_refuses_is_named_before_any_engine_starts(random_model_dir, tiny_dir):
+    assert head_size(random_model_dir) == 16 and head_size(tiny_dir) == 32
+    with pytest.raises(ValueError, match=r"head size 16.*takes 32, 64, 80.*--rollout.engine hf"):
+        check_cpu_head_size(random_model_dir)
+    check_cpu_head_size(tiny_dir)
+    assert head_size("Qwen/Qwen3-4B-Base") is None  # a hub id: vLLM itself checks it

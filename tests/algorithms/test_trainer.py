@@ -176,8 +176,12 @@ def test_a_separate_generation_engine_gets_the_updated_adapters(random_model_dir
     llm = LLMPolicy(engine, {"questioner": RoleConfig("questioner", SAMPLING),
                              "solver": RoleConfig("solver", SAMPLING)})
     trainer.policies = llm.roles_map()
-    trainer.train()
-    assert engine.synced == [["solver"], ["solver"]]
+    history = trainer.train()
+    # every adapter before the first rollout, then the trained one after each update
+    assert engine.synced == [["questioner", "solver"], ["solver"], ["solver"]]
+    for row in history:  # the engine's and the learner's log-probs are one model's
+        assert row["agreement/solver/logp_diff_max"] < 1e-4
+        assert abs(row["agreement/solver/ratio_mean"] - 1) < 1e-4
     trained, served = snapshot(learner, "solver"), snapshot(engine.backend, "solver")
     assert all(torch.equal(trained[n], served[n]) for n in trained)
 
