@@ -54,7 +54,7 @@ def start_server(path: Path, dtype: str) -> tuple[subprocess.Popen, str, float]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    command = [str(Path(sys.executable).parent / "vllm"), "serve", str(path), "--host",
+    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(path), "--host",
                "127.0.0.1", "--port", str(port), "--served-model-name", "base", "--dtype", dtype,
                "--gpu-memory-utilization", "0.1", "--logprobs-mode", "processed_logprobs",
                "--seed", "0"]

