@@ -15,6 +15,13 @@ each are dropped and the median of the rest is reported. Peak memory is measured
 each contender alone in a fresh subprocess (see ``common.PeakMemory`` for what it counts).
 
 Run ``python benchmarks/grpo_vs_trl.py [--size tiny|larger|qwen3-0.6b]``.
+
+``--engine vllm`` (in .venv-vllm) is the row a TRL user would compare against: our trainer
+generating on vLLM in-process (training on the transformers learner, adapters synced after
+every step, the agreement pass included), TRL's ``GRPOTrainer`` with its own default
+generation (transformers ``generate``, not our bridge) on the same R-Zero solver prompts, with
+a plain reward function that scores each answer against its group's majority, as our majority
+judge does. Memory is not compared there: vLLM's engine runs in processes of its own.
 """
 
 from __future__ import annotations
@@ -75,6 +82,8 @@ class Setup:
     learning_rate: float = 1e-4
     seed: int = 0
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
+    engine: str = "hf"
+    """Our rollout engine: "hf" (the learner; TRL through our bridge) or "vllm" (TRL native)."""
 
     @property
     def batch(self) -> int:
@@ -97,7 +106,13 @@ def build_ours(setup: Setup, path: Path, output_dir: Path, steps: int, schedule=
     backend = HFBackend(path, adapters=["solver"], lora=LoraSettings(r=setup.lora_r, alpha=2 * setup.lora_r),
                         device=setup.device, dtype=setup.dtype, seed=setup.seed)
     sampling = SamplingConfig(temperature=1.0, max_new_tokens=setup.max_new_tokens)
-    policies = LLMPolicy(backend, {"solver": RoleConfig("solver", sampling)}).roles_map() | setup.scripted()
+    generator = backend
+    if setup.engine == "vllm":
+        from selfplay_gym.agents.vllm import VLLMBackend
+
+        generator = VLLMBackend.launch(path, dtype=str(setup.dtype).removeprefix("torch."),
+                                       max_lora_rank=setup.lora_r, max_loras=1, seed=setup.seed)
+    policies = LLMPolicy(generator, {"solver": RoleConfig("solver", sampling)}).roles_map() | setup.scripted()
     venv = SelfPlayVectorEnv.make(MODE, num_envs=setup.episodes, num_solvers=setup.generations,
                                   **setup.env_kwargs())
     algorithm = AlgorithmConfig("grpo", "token_mean", kl_coef=0.0)  # TRL: loss_type="dapo", beta=0
@@ -127,15 +142,48 @@ def build_trl(setup: Setup, path: Path, output_dir: Path, steps: int, callbacks=
         bf16=cuda, report_to=[], save_strategy="no", logging_steps=1, disable_tqdm=True,
         seed=setup.seed, dataloader_num_workers=0,
     )
-    rollout = make_rollout_func(MODE, "solver", setup.scripted(), **setup.env_kwargs())
     model = AutoModelForCausalLM.from_pretrained(path, dtype=setup.dtype)
+    if setup.engine == "hf":  # TRL generates through our bridge: the same backend code as ours
+        rollout = make_rollout_func(MODE, "solver", setup.scripted(), **setup.env_kwargs())
+        reward, prompts = env_reward, [[{"role": "user", "content": "play"}]] * 64
+    else:  # TRL as its users run it: its own generation, a plain reward function
+        rollout, reward, prompts = None, majority_reward, trl_solver_prompts(setup)
     return trl.GRPOTrainer(
-        model=model, reward_funcs=env_reward, args=args, rollout_func=rollout,
-        train_dataset=Dataset.from_dict({"prompt": [[{"role": "user", "content": "play"}]] * 64}),
+        model=model, reward_funcs=reward, args=args, rollout_func=rollout,
+        train_dataset=Dataset.from_dict({"prompt": prompts}),
         processing_class=AutoTokenizer.from_pretrained(path), callbacks=list(callbacks),
         peft_config=LoraConfig(r=setup.lora_r, lora_alpha=2 * setup.lora_r, lora_dropout=0.0,
                                target_modules="all-linear", task_type="CAUSAL_LM"),
     )
+
+
+def trl_solver_prompts(setup: Setup) -> list[list[dict]]:
+    """The R-Zero solver's chat prompts for the questions our dataset questioner asks."""
+    from selfplay_gym.agents.tiny import solver_prompts
+
+    problems = ArithmeticTask(levels=(1,)).problems(256, seed=setup.seed)
+    return [[dict(m) for m in messages] for messages in solver_prompts(p.question for p in problems)]
+
+
+def majority_reward(completions, **kwargs) -> list[float]:
+    """1 for an answer equal to its group's majority answer, else 0 (R-Zero's pseudo-label).
+
+    TRL lays the G completions of one prompt side by side; an unanswered group scores 0."""
+    from selfplay_gym.envs.verify import equivalent, extract_answer, majority_vote
+
+    size = kwargs.get("num_generations") or GENERATIONS
+    texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+    answers = [extract_answer(t) for t in texts]
+    rewards = []
+    for start in range(0, len(answers), size):
+        group = answers[start : start + size]
+        label = majority_vote(group).answer
+        rewards += [float(label is not None and equivalent(a, label)) for a in group]
+    return rewards
+
+
+GENERATIONS = 4
+"""Set from --generations in main(): TRL's reward functions are not told the group size."""
 
 
 # --- alternating timing ------------------------------------------------------------------------
@@ -237,10 +285,14 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--memory-steps", type=int, default=3)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--engine", choices=["hf", "vllm"], default="hf",
+                        help="vllm: ours on vLLM vs TRL with its own generation (in .venv-vllm)")
     parser.add_argument("--memory-of", choices=["ours", "trl"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     setup = Setup(size=args.size, episodes=args.episodes, generations=args.generations,
-                  max_new_tokens=args.max_new_tokens)
+                  max_new_tokens=args.max_new_tokens, engine=args.engine)
+    global GENERATIONS
+    GENERATIONS = args.generations
     if args.device:
         setup.device = args.device
     path = model_dir(args.size, args.tiny_dir)
@@ -256,6 +308,9 @@ def main() -> None:
                    "--memory-steps", str(args.memory_steps), "--device", setup.device]
     common_args += ["--tiny-dir", str(args.tiny_dir)] if args.tiny_dir else []
     script = Path(__file__)
+    if args.engine == "vllm":  # the engine's memory is in processes of its own: not comparable
+        report_engine_row(args, setup, path, ours_s, trl_s, ours_times, trl_times)
+        return
     memory = {who: run_json_subprocess(script, [*common_args, "--memory-of", who]) for who in ("ours", "trl")}
     on_cuda = setup.device.startswith("cuda")
     ours_mb = memory["ours"]["peak_mb"] - (0 if on_cuda else memory["ours"]["start_mb"])
@@ -283,6 +338,22 @@ def main() -> None:
     print(result_line({"size": args.size, "ours_s_per_step": ours_s, "trl_s_per_step": trl_s,
                        "speed_ratio": ours_s / trl_s, "ours_mem_mb": ours_mb, "trl_mem_mb": trl_mb,
                        "mem_ratio": ours_mb / trl_mb}))
+
+
+def report_engine_row(args, setup: Setup, path: Path, ours_s, trl_s, ours_times, trl_times) -> None:
+    params = count_params(path)
+    print(f"model            {args.size} ({params:,} parameters) on {setup.device}")
+    print(f"ours (vLLM)      {ours_s:.3f} s/step  (each: {', '.join(f'{t:.2f}' for t in ours_times)})")
+    print(f"TRL (own gen.)   {trl_s:.3f} s/step  (each: {', '.join(f'{t:.2f}' for t in trl_times)})")
+    print(f"speed            ours/TRL = {ours_s / trl_s:.3f} (target <= 0.5)")
+    append_row(NAME, "Solver GRPO: SelfPlayTrainer vs TRL GRPOTrainer",
+               "One row per run of `benchmarks/grpo_vs_trl.py`.", COLUMNS,
+               [*run_facts(setup.device), f"{args.size}, ours on vLLM vs TRL's own generate", params,
+                f"{args.episodes} x {args.generations}", args.max_new_tokens,
+                args.steps - args.warmup, f"{ours_s:.3f}", f"{trl_s:.3f}", f"{ours_s / trl_s:.3f}",
+                "not compared (vLLM runs in its own processes)", "", "", ""])
+    print(result_line({"size": args.size, "engine": "vllm", "ours_s_per_step": ours_s,
+                       "trl_s_per_step": trl_s, "speed_ratio": ours_s / trl_s}))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from selfplay_gym.algorithms.losses import PRESETS, AlgorithmConfig
 from selfplay_gym.algorithms.replay import StaggeredReplay
 from selfplay_gym.algorithms.schedules import schedule_from_name
 from selfplay_gym.algorithms.trainer import SelfPlayTrainer
-from selfplay_gym.config import ENGINES, RunConfig
+from selfplay_gym.config import ENGINES, RolloutConfig, RunConfig
 from selfplay_gym.envs.mode import Mode
 from selfplay_gym.envs.registry import mode_class
 from selfplay_gym.envs.vector import SelfPlayVectorEnv
@@ -146,23 +146,29 @@ def build_backend(plan: RunPlan) -> HFBackend:
 
 
 def build_generator(plan: RunPlan, learner: HFBackend) -> Backend:
-    """The engine that generates rollouts: the learner itself (hf), vLLM in this process, or an
-    OpenAI-compatible server. The trainer loads every adapter onto it before the first rollout
-    and after each update."""
-    rollout = plan.cfg.rollout
+    """The engine that generates rollouts (``rollout.engine``). The trainer loads every adapter
+    onto it before the first rollout and after each update."""
+    return start_engine(plan.cfg.rollout, learner, plan.cfg.model.name, plan.cfg.model.lora_r,
+                        len(plan.adapter_names), plan.cfg.train.seed)
+
+
+def start_engine(rollout: RolloutConfig, learner: HFBackend, model: str, lora_rank: int,
+                 num_adapters: int, seed: int) -> Backend:
+    """The learner itself (hf), vLLM in this process on the learner's model and dtype, or an
+    OpenAI-compatible server at ``rollout.base_url``."""
     if rollout.engine == "hf":
         return learner
     if rollout.engine == "vllm":
         from selfplay_gym.agents.vllm import VLLMBackend
 
         return VLLMBackend.launch(
-            resolve_model(plan.cfg.model.name),
+            resolve_model(model),
             dtype=str(learner.dtype).removeprefix("torch."),
-            max_lora_rank=plan.cfg.model.lora_r,
-            max_loras=max(1, len(plan.adapter_names)),
+            max_lora_rank=lora_rank,
+            max_loras=max(1, num_adapters),
             max_model_len=learner.max_context,
             gpu_memory_utilization=rollout.engine_memory,
-            seed=plan.cfg.train.seed,
+            seed=seed,
         )
     from selfplay_gym.agents.openai_api import OpenAIBackend
 

@@ -24,6 +24,8 @@ from selfplay_gym.algorithms.losses import PRESETS
 from selfplay_gym.algorithms.schedules import Alternating
 from selfplay_gym.algorithms.trainer import SelfPlayTrainer, TrainConfig
 from selfplay_gym.algorithms.update import UpdateConfig
+from selfplay_gym.build import start_engine
+from selfplay_gym.config import RolloutConfig
 from selfplay_gym.envs.tasks import ArithmeticTask, Problem
 from selfplay_gym.envs.vector import SelfPlayVectorEnv
 from selfplay_gym.envs.verify import extract_answer
@@ -53,6 +55,10 @@ class DemoConfig:
     eval_every: int = 10
     seed: int = 0
     output_dir: str = "runs/demo"
+    engine: str = "hf"
+    """Where rollouts are generated: "hf" (the learner), "vllm" (in .venv-vllm) or "openai"."""
+    base_url: str = ""
+    """The server for engine "openai"."""
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
 
 
@@ -81,7 +87,9 @@ def build_demo(cfg: DemoConfig) -> tuple[SelfPlayTrainer, HeldOutAccuracy]:
     model_dir = tiny_model_dir(cfg.tiny)
     backend = HFBackend(model_dir, adapters=["questioner", "solver"], seed=cfg.seed)
     sampling = SamplingConfig(temperature=1.0, max_new_tokens=cfg.max_new_tokens)
-    llm = LLMPolicy(backend, {"questioner": RoleConfig("questioner", sampling),
+    rollout = RolloutConfig(engine=cfg.engine, base_url=cfg.base_url)
+    generator = start_engine(rollout, backend, str(model_dir), backend.store.lora.r, 2, cfg.seed)
+    llm = LLMPolicy(generator, {"questioner": RoleConfig("questioner", sampling),
                               "solver": RoleConfig("solver", sampling)})
     task = ArithmeticTask(levels=cfg.tiny.levels)
     venv = SelfPlayVectorEnv.make("rzero", num_envs=cfg.num_envs, num_solvers=cfg.num_solvers, task=task)

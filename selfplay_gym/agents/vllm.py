@@ -166,7 +166,7 @@ class VLLMBackend:
         max_lora_rank: int = 16,
         max_loras: int = 4,
         max_model_len: int | None = None,
-        dtype: str = "bfloat16",
+        dtype: str | None = None,
         enable_sleep_mode: bool = False,
         seed: int = 0,
         **engine_kwargs: Any,
@@ -188,6 +188,7 @@ class VLLMBackend:
             check_cpu_head_size(model)
         if gpu_memory_utilization is None:
             gpu_memory_utilization = 0.1 if on_cpu else 0.3
+        dtype = dtype or ("float32" if on_cpu else "bfloat16")  # the learner's defaults
 
         options = {
             "model": str(model),

@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", help="hub id or local directory of a causal LM")
+    p.add_argument("--model", help='hub id or local directory of a causal LM; "tiny": the embedded one')
     p.add_argument("--adapter", default=None, help="a LoRA adapter directory (save_adapter output)")
     p.add_argument(
         "--benchmarks",
@@ -100,12 +100,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="for --subsample and GPQA option order")
     p.add_argument("--output-dir", default=None, help="default: runs/eval/<model name>")
     p.add_argument("--check-timeout", type=float, default=10.0, help="seconds per math check")
+    p.add_argument("--engine", choices=["hf", "vllm", "openai"], default="hf",
+                   help="generate with transformers, vLLM in this process, or a server at --base-url")
+    p.add_argument("--base-url", default="", help="the server's API root for --engine openai")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default=None, help="float32, bfloat16, ... (bf16 on CUDA)")
     p.add_argument("--max-context", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     return p
+
+
+ADAPTER = "evaluated"
+"""The name the --adapter directory is loaded under (not "eval": peft would shadow nn.Module.eval)."""
+
+
+def build_engine(args: argparse.Namespace):
+    """The generation engine ``--engine`` names, on ``--model`` ("tiny" is the embedded model)."""
+    model = args.model
+    if model == "tiny":
+        from selfplay_gym.agents.tiny import tiny_model_dir
+
+        model = str(tiny_model_dir())
+    if args.engine == "vllm":
+        from selfplay_gym.agents.vllm import VLLMBackend
+
+        return VLLMBackend.launch(model, dtype=args.dtype, max_model_len=args.max_context, max_loras=1)
+    if args.engine == "openai":
+        from selfplay_gym.agents.openai_api import OpenAIBackend
+
+        if not args.base_url:
+            raise SystemExit("--engine openai needs --base-url, e.g. http://127.0.0.1:8000/v1")
+        return OpenAIBackend(args.base_url, None)
+    from selfplay_gym.agents.hf import HFBackend
+
+    return HFBackend(model, device=args.device, dtype=args.dtype, max_context=args.max_context,
+                     generation_batch_size=args.batch_size * args.samples)
 
 
 def list_benchmarks() -> None:
@@ -136,7 +166,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path("runs/eval") / re.sub(r"[^\w.-]+", "_", args.model.strip("/"))
     )
 
-    from selfplay_gym.agents.hf import HFBackend
     from selfplay_gym.eval.benchmarks import load_benchmark
     from selfplay_gym.eval.checking import AnswerChecker
     from selfplay_gym.eval.report import markdown_table
@@ -146,17 +175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         name: load_benchmark(name, data.get(name), subsample=args.subsample, seed=args.seed)
         for name in args.benchmarks
     }
-    backend = HFBackend(
-        args.model,
-        device=args.device,
-        dtype=args.dtype,
-        max_context=args.max_context,
-        generation_batch_size=args.batch_size * args.samples,
-    )
+    backend = build_engine(args)
     adapter = None
     if args.adapter:
-        adapter = "eval"
-        backend.load_adapter(adapter, args.adapter)
+        adapter = ADAPTER
+        backend.load_adapter(adapter, Path(args.adapter).resolve())
     with AnswerChecker(args.check_timeout) as checker:
         results = evaluate(
             backend,

@@ -60,3 +60,29 @@ def test_cli_rejects_bad_arguments(argv):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
+
+
+def test_cli_evaluates_a_trained_adapter_and_its_answers_follow_it(random_model_dir, tmp_path):
+    """An adapter directory as training saves it, loaded through the CLI (once a KeyError:
+    the adapter was named "eval", which peft cannot add beside ``nn.Module.eval``)."""
+    import torch
+
+    from selfplay_gym.agents.hf import HFBackend
+
+    learner = HFBackend(random_model_dir, adapters=["solver"])
+    with torch.no_grad():
+        for name, param in learner.adapter_parameters("solver").items():
+            if "lora_B" in name:
+                param.normal_(0, 0.5, generator=torch.Generator().manual_seed(0))
+    adapter_dir = learner.save_adapter("solver", tmp_path / "solver")
+    args = ["--model", str(random_model_dir), "--benchmarks", "gsm8k", "--data",
+            f"gsm8k={fixture_path('gsm8k')}", "--max-new-tokens", "6", "--limit", "3", "--no-progress"]
+    assert main([*args, "--output-dir", str(tmp_path / "base")]) == 0
+    assert main([*args, "--adapter", str(adapter_dir), "--output-dir", str(tmp_path / "tuned")]) == 0
+
+    def completions(run):
+        return [json.loads(line)["completions"] for line in (tmp_path / run / "records.jsonl").open()]
+
+    assert completions("tuned") != completions("base")
+    settings = json.loads((tmp_path / "tuned" / "results.json").read_text())["settings"]
+    assert settings["model"].endswith(f"+ {adapter_dir}")
