@@ -28,7 +28,7 @@ from transformers import (
 
 from selfplay_gym.agents.adapters import AdapterStore, LoraSettings
 from selfplay_gym.agents.policy import SamplingConfig
-from selfplay_gym.agents.prompts import EncodedPrompt, encode_chat, fit_context
+from selfplay_gym.agents.prompts import EncodedPrompt, encode_chat, end_token_ids, fit_context
 from selfplay_gym.agents.scoring import completion_logprobs, pack, score_completions
 from selfplay_gym.types import Completion, Messages
 
@@ -123,6 +123,8 @@ class HFBackend:
         self.max_context = max_context or limit
         self.generation_batch_size = generation_batch_size
         self.truncation_warnings = 0
+        self.end_ids = end_token_ids(tokenizer, getattr(model, "generation_config", None))
+        """Every id that ends a completion (``end_token_ids``)."""
 
     @property
     def model(self):
@@ -188,7 +190,7 @@ class HFBackend:
     @torch.inference_mode()
     def _generate_batch(self, prompts: list[EncodedPrompt], adapters: list[str | None], sampling: SamplingConfig):
         pad = self.tokenizer.pad_token_id
-        eos = self.tokenizer.eos_token_id
+        ends = self.end_ids
         width = max(len(p.ids) for p in prompts)
         input_ids = torch.full((len(prompts), width), pad, dtype=torch.long)  # [B, P]
         attention = torch.zeros_like(input_ids)
@@ -221,17 +223,18 @@ class HFBackend:
                 max_new_tokens=sampling.max_new_tokens,
                 logits_processor=LogitsProcessorList(processors),
                 pad_token_id=pad,
-                eos_token_id=eos,
+                eos_token_id=ends,
                 **kwargs,
             )  # [B, P + T]
         new = sequences[:, width:]
         recorder.collect(new[:, -1])
         logprobs = torch.stack(recorder.steps, dim=1).cpu() if recorder.steps else None  # [B, T]
-        return [self._completion(p, new[row].tolist(), logprobs, row, eos) for row, p in enumerate(prompts)]
+        return [self._completion(p, new[row].tolist(), logprobs, row, ends) for row, p in enumerate(prompts)]
 
-    def _completion(self, prompt: EncodedPrompt, tokens: list[int], logprobs, row: int, eos: int) -> Completion:
-        stop = eos in tokens
-        length = tokens.index(eos) + 1 if stop else len(tokens)
+    def _completion(self, prompt: EncodedPrompt, tokens: list[int], logprobs, row: int, ends) -> Completion:
+        end = next((i for i, token in enumerate(tokens) if token in ends), None)
+        stop = end is not None
+        length = end + 1 if stop else len(tokens)
         ids = tokens[:length]
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
         values = logprobs[row, :length].tolist() if logprobs is not None else []

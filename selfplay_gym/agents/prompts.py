@@ -34,6 +34,16 @@ def encode_chat(tokenizer: Any, messages: Messages) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+def end_token_ids(tokenizer: Any, generation_config: Any = None) -> list[int]:
+    """Every id that ends a turn: the tokenizer's eos and each one the model's generation config
+    declares (chat models list several: Qwen's ``<|im_end|>`` and ``<|endoftext|>``)."""
+    declared = getattr(generation_config, "eos_token_id", None)
+    if isinstance(generation_config, dict):
+        declared = generation_config.get("eos_token_id")
+    ids = [tokenizer.eos_token_id] + (declared if isinstance(declared, list) else [declared])
+    return list(dict.fromkeys(int(i) for i in ids if i is not None))
+
+
 def fit_context(ids: list[int], max_context: int, max_new_tokens: int) -> tuple[list[int], int]:
     """Cut a prompt from the left so prompt + completion fit: (kept ids, tokens dropped)."""
     budget = max_context - max_new_tokens

@@ -26,7 +26,7 @@ from typing import Any
 
 from selfplay_gym.agents.adapter_versions import AdapterVersion, AdapterVersions
 from selfplay_gym.agents.policy import SamplingConfig
-from selfplay_gym.agents.prompts import encode_chat, fit_context
+from selfplay_gym.agents.prompts import encode_chat, end_token_ids, fit_context
 from selfplay_gym.types import Completion, Messages
 
 INSTALL_HINT = "pip install 'selfplay-gym[vllm]'"
@@ -145,6 +145,7 @@ class VLLMBackend:
         sampling_params: Callable[..., Any],
         lora_request: Callable[..., Any],
         adapters: Mapping[str, str | Path] | None = None,
+        generation_config: Mapping[str, Any] | None = None,
     ):
         self.engine = engine
         self.tokenizer = tokenizer
@@ -153,6 +154,8 @@ class VLLMBackend:
         self._lora_request = lora_request
         self.versions = AdapterVersions()
         self.truncation_warnings = 0
+        self.end_ids = end_token_ids(tokenizer, generation_config)
+        """The tokenizer's eos and every end id the model's generation_config.json declares."""
         for name, path in (adapters or {}).items():
             self.load_adapter(name, path)
 
@@ -223,6 +226,7 @@ class VLLMBackend:
             sampling_params=vllm.SamplingParams,
             lora_request=LoRARequest,
             adapters=adapters,
+            generation_config=_generation_config(model),
         )
 
     # --- adapters ---------------------------------------------------------------------------
@@ -276,10 +280,7 @@ class VLLMBackend:
         if len(prompts) != len(adapters):
             raise ValueError(f"{len(prompts)} prompts but {len(adapters)} adapter names")
         encoded = [self.encode_prompt(messages, sampling.max_new_tokens) for messages in prompts]
-        eos = self.tokenizer.eos_token_id
-        params = self._sampling_params(
-            **sampling_params_kwargs(sampling, [] if eos is None else [eos])
-        )
+        params = self._sampling_params(**sampling_params_kwargs(sampling, self.end_ids))
         loras = [
             None if name is None else self._lora(self.versions.require(name)) for name in adapters
         ]
@@ -321,6 +322,12 @@ class VLLMBackend:
         core = getattr(getattr(self.engine, "llm_engine", None), "engine_core", None)
         if core is not None and hasattr(core, "shutdown"):
             core.shutdown()
+
+
+def _generation_config(model: str | Path) -> dict[str, Any]:
+    """A local model's generation_config.json (its end ids), or {} (hub ids: vLLM reads theirs)."""
+    path = Path(model) / "generation_config.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def to_completion(output: Any, prompt_ids: list[int], truncated: int) -> Completion:

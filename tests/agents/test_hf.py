@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from peft import PeftModel
@@ -205,3 +207,27 @@ def test_training_logprobs_and_entropy_match_a_full_log_softmax(backend):
         assert torch.allclose(entropy, -(full.exp() * full).sum(-1).detach(), atol=1e-5)
     _, entropy = completion_logprobs(backend.model, batch, 0.7, with_entropy=True, entropy_grad=True)
     assert entropy.requires_grad
+
+
+def test_generation_stops_at_every_end_id_the_model_declares(random_model_dir, tmp_path):
+    """Chat models list several end ids in generation_config (Qwen: <|im_end|> and
+    <|endoftext|>); stopping on the tokenizer's eos alone runs on to max_new_tokens."""
+    import json
+    import shutil
+
+    prompt = ({"role": "user", "content": "37+48"},)
+    greedy = SamplingConfig(0.0, max_new_tokens=12)
+    plain = HFBackend(random_model_dir)
+    [free] = plain.generate([prompt], [None], greedy)
+    second_end = free.completion_ids[3]  # a token the model emits: declare it an end of turn
+    ends = [t for t in plain.end_ids if t != second_end]
+    model_dir = Path(shutil.copytree(random_model_dir, tmp_path / "two-ends"))
+    config = json.loads((model_dir / "generation_config.json").read_text())
+    (model_dir / "generation_config.json").write_text(
+        json.dumps(config | {"eos_token_id": [*ends, second_end]}))
+    chat = HFBackend(model_dir)
+    assert chat.end_ids == [*ends, second_end]
+    [stopped] = chat.generate([prompt], [None], greedy)
+    first = free.completion_ids.index(second_end)
+    assert stopped.completion_ids == free.completion_ids[: first + 1]
+    assert stopped.finish_reason == "stop"
