@@ -118,7 +118,7 @@ def measure(cfg: RunConfig) -> dict[str, float]:
     control = HeldOutAccuracy(backend, problems, None, cfg.rollout.max_new_tokens)
     start = time.perf_counter()
     before = evaluate()
-    train_from_config(cfg, backend=backend)
+    train_from_config(cfg, backend=backend, overwrite=True)
     after, untouched = evaluate(), control()
     assert untouched["eval/greedy_accuracy"] == before["eval/greedy_accuracy"], "base weights moved"
     return {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,9 +213,24 @@ def build_trainer(
                            cfg.train, selector=selector)
 
 
+def claim_output_dir(output_dir: str | Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to mix two runs in one directory: an existing run is continued (``resume``) or
+    replaced (``overwrite``: its checkpoints and stages go first), never silently appended to."""
+    root = Path(output_dir)
+    held = [p for p in (root / "metrics.jsonl", root / "checkpoints", *root.glob("stage[0-9]*"))
+            if p.exists()]
+    if not held or resume:
+        return
+    if not overwrite:
+        raise ValueError(f"{root} holds a run already ({held[0].name}): --resume continues it, "
+                         "--overwrite replaces it, or choose another --train.output-dir")
+    for path in held:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 def train_from_config(
     cfg: RunConfig, resume: bool = False, backend: HFBackend | None = None,
-    generator: Backend | None = None,
+    generator: Backend | None = None, overwrite: bool = False,
 ) -> list[dict]:
     """Run the mode's recipe: one trainer, or one per stage (DARC: Questioner, then Solver on
     the curriculum the first stage's episodes make), all on one base model and one engine.
@@ -222,9 +238,11 @@ def train_from_config(
     Stage k writes to ``output_dir/stage{k}``; ``resume`` continues every stage that has a
     checkpoint and skips the stages that finished. A given ``backend`` (from
     ``build_backend(plan_run(cfg))``) is trained in place, e.g. to evaluate it afterwards; a
-    given ``generator`` (an engine already started) generates the rollouts.
+    given ``generator`` (an engine already started) generates the rollouts. An output_dir that
+    holds a run needs ``resume`` or ``overwrite`` (``claim_output_dir``).
     """
     plan = plan_run(cfg)
+    claim_output_dir(cfg.train.output_dir, resume, overwrite)
     stages = plan.mode.recipe.stages
     if cfg.train_roles or len(stages) == 1:
         trainer = build_trainer(plan, backend, generator=generator)

@@ -30,11 +30,21 @@ def train(argv: Sequence[str]) -> int:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=None)
     pre.add_argument("--resume", action="store_true")
+    pre.add_argument("--overwrite", action="store_true")
+    pre.add_argument("--debug", action="store_true", help="full tracebacks for errors")
     known, rest = pre.parse_known_args(list(argv))
-    default = load_config(known.config) if known.config else RunConfig()
+    try:
+        default = load_config(known.config) if known.config else RunConfig()
+    except (ValueError, FileNotFoundError) as exc:
+        return _user_error(exc)
     cfg = tyro.cli(RunConfig, args=rest, default=default, prog="selfplay-gym train",
-                   description="Train self-play roles (also: --config FILE, --resume).")
-    history = train_from_config(cfg, resume=known.resume)
+                   description="Train self-play roles (also: --config FILE, --resume, --overwrite).")
+    try:
+        history = train_from_config(cfg, resume=known.resume, overwrite=known.overwrite)
+    except (ValueError, FileNotFoundError) as exc:
+        if known.debug:
+            raise
+        return _user_error(exc)
     if not world().is_main:  # under accelerate launch rank 0 reports
         return 0
     if history:
@@ -42,6 +52,12 @@ def train(argv: Sequence[str]) -> int:
         print(json.dumps(last, indent=1))
     print(f"metrics, episode log and checkpoints in {cfg.train.output_dir}")
     return 0
+
+
+def _user_error(exc: Exception) -> int:
+    """A mistake the user can fix: one line naming it, exit status 2 (--debug: the traceback)."""
+    print(f"error: {exc}", file=sys.stderr)
+    return 2
 
 
 def demo(argv: Sequence[str]) -> int:

@@ -6,7 +6,6 @@ directory after the fact: ``python -m selfplay_gym.plots runs/demo``.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,9 +18,10 @@ import numpy as np  # noqa: E402
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """Rows of a run's JSONL file (``run_log.read_rows``: a torn last line is dropped)."""
+    from selfplay_gym.algorithms.run_log import read_rows
+
+    return read_rows(Path(path))
 
 
 def plot_learning_curves(rows: Sequence[dict], path: Path) -> Path:

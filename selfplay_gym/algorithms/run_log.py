@@ -1,12 +1,14 @@
 """What a run leaves behind: metrics.jsonl, a readable episode log, episodes.jsonl, TensorBoard.
 
-On resume, lines from iterations after the checkpoint are dropped first, so an interrupted
-iteration never appears twice.
+On resume, lines and log sections from iterations after the checkpoint are dropped first, so an
+interrupted iteration never appears twice in any of them.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,12 +17,52 @@ from selfplay_gym.envs.episode_log import format_episode
 from selfplay_gym.types import Episode
 
 
+def read_rows(path: Path) -> list[dict]:
+    """A JSONL file's rows. A torn last line (a kill mid-write) is dropped with a warning; a
+    broken line anywhere else is corruption, named with its file and line number."""
+    if not path.exists():
+        return []
+    lines = path.read_text(errors="replace").splitlines()
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if number == len(lines) and not path.read_bytes().endswith(b"\n"):
+                warnings.warn(f"{path}: dropped a torn last line {number} (an interrupted write)",
+                              stacklevel=2)
+                break
+            raise ValueError(f"{path} line {number} is not JSON ({exc.msg}): the file is corrupt; "
+                             "fix or remove that line") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path} line {number} holds a {type(row).__name__}, not an object")
+        rows.append(row)
+    return rows
+
+
 def _truncate_jsonl(path: Path, keep_through: int) -> None:
+    if path.exists():
+        kept = [row for row in read_rows(path) if row.get("iteration", -1) <= keep_through]
+        path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in kept))
+
+
+def _truncate_episode_log(path: Path, keep_through: int) -> None:
+    """Keep the readable log's sections of iterations <= ``keep_through``."""
     if not path.exists():
         return
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line).get("iteration", -1) <= keep_through]
-    path.write_text("".join(line + "\n" for line in kept))
+    kept, keep = [], True
+    for line in path.read_text(errors="replace").splitlines(keepends=True):
+        header = _SECTION.match(line)
+        if header:
+            keep = int(header.group(1)) <= keep_through
+        if keep:
+            kept.append(line)
+    path.write_text("".join(kept))
+
+
+_SECTION = re.compile(r"##### iteration (-?\d+)$")
 
 
 class RunLog:
@@ -38,6 +80,7 @@ class RunLog:
         else:
             _truncate_jsonl(self.metrics_path, resume_after)
             _truncate_jsonl(self.episodes_path, resume_after)
+            _truncate_episode_log(self.log_path, resume_after)
         self.writer = _tensorboard_writer(self.dir) if tensorboard else None
 
     def metrics(self, row: Mapping[str, Any]) -> None:
