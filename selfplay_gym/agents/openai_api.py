@@ -21,13 +21,15 @@ What the trainer needs, and which servers give it:
   (older vLLM: completion ids only). With ``token_ids=False`` they are not required and
   ``prompt_ids``/``completion_ids`` may stay empty: fine for evaluation, but a trainer would
   then need a local tokenizer to rebuild them, which can silently disagree with the server.
+
+This module sends requests and retries them; reading what comes back (``parse_chat``, error
+bodies, ``ServerError``) is ``agents/openai_wire.py``, re-exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import re
 import shutil
 from collections.abc import Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,22 +39,20 @@ from typing import Any, TypeVar
 import httpx
 
 from selfplay_gym.agents.adapter_versions import AdapterVersion, AdapterVersions
+from selfplay_gym.agents.openai_wire import (
+    ServerError,
+    api_root,
+    error_message,
+    parse_chat,
+    response_json,
+    retry_after,
+)
 from selfplay_gym.agents.policy import SamplingConfig
 from selfplay_gym.types import Completion, Messages
 
+__all__ = ["OpenAIBackend", "ServerError", "parse_chat"]
+
 T = TypeVar("T")
-_TOKEN_ID = re.compile(r"token_id:(\d+)")
-
-
-class ServerError(RuntimeError):
-    """A request failed, and with it its whole batch: server down, request refused, or garbage."""
-
-    def __init__(
-        self, message: str, *, status: int | None = None, request_index: int | None = None
-    ):
-        super().__init__(message)
-        self.status = status
-        self.request_index = request_index
 
 
 class OpenAIBackend:
@@ -94,7 +94,7 @@ class OpenAIBackend:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         self.base_urls = [
-            _api_root(url) for url in ([base_url] if isinstance(base_url, str) else base_url)
+            api_root(url) for url in ([base_url] if isinstance(base_url, str) else base_url)
         ]
         if not self.base_urls:
             raise ValueError("OpenAIBackend needs at least one server URL")
@@ -182,7 +182,7 @@ class OpenAIBackend:
         where = f"request {index} of {total} (model {model!r})"
         body = self._body(model, messages, n, sampling)
         response = await self._send(client, server, "chat/completions", body, where, index)
-        data = _json(response, where, index)
+        data = response_json(response, where, index)
         try:
             return parse_chat(data, n, need_logprobs=self.logprobs, need_ids=self.token_ids)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -279,7 +279,7 @@ class OpenAIBackend:
                 response = await self._send(
                     client, 0, "models", None, "listing models", rotate=False
                 )
-                return [m["id"] for m in _json(response, "listing models", None)["data"]]
+                return [m["id"] for m in response_json(response, "listing models", None)["data"]]
 
         return _run(get())
 
@@ -322,13 +322,13 @@ class OpenAIBackend:
                 cause, wait = f"{type(exc).__name__}: {exc or 'no detail'}", 0.0
                 continue
             if response.status_code == 429 or response.status_code >= 500:
-                cause = f"HTTP {response.status_code}: {_error_message(response)}"
-                wait = _retry_after(response, self.max_backoff)
+                cause = f"HTTP {response.status_code}: {error_message(response)}"
+                wait = retry_after(response, self.max_backoff)
                 continue
             if response.status_code >= 400:
                 raise ServerError(
                     f"{where} was refused with HTTP {response.status_code}: "
-                    f"{_error_message(response)}",
+                    f"{error_message(response)}",
                     status=response.status_code,
                     request_index=index,
                 )
@@ -339,95 +339,6 @@ class OpenAIBackend:
             "`selfplay-gym serve --model M --port N` or `vllm serve M --enable-lora`)?",
             request_index=index,
         )
-
-
-def parse_chat(
-    data: Mapping[str, Any], n: int, *, need_logprobs: bool, need_ids: bool
-) -> list[Completion]:
-    """An OpenAI chat-completion answer with ``n`` choices -> Completions, checked."""
-    choices = data["choices"]
-    if not isinstance(choices, list) or len(choices) != n:
-        raise ValueError(
-            f"expected {n} choices, got {len(choices) if isinstance(choices, list) else choices!r}"
-        )
-    out = []
-    for choice in sorted(choices, key=lambda c: c.get("index", 0)):
-        content = (choice.get("logprobs") or {}).get("content") or []
-        logprobs = [float(item["logprob"]) for item in content]
-        ids = choice.get("token_ids") or _ids_from_tokens(content)
-        prompt_ids = choice.get("prompt_token_ids") or data.get("prompt_token_ids") or []
-        if need_logprobs and not logprobs:
-            raise ValueError("no per-token log-probs: the server must support logprobs=true")
-        if need_ids and not (ids and prompt_ids):
-            raise ValueError(
-                "no token ids: the server must answer prompt_token_ids and choices[i].token_ids "
-                "(vLLM >= 0.10.2 or selfplay-gym serve); pass token_ids=False for text-only use"
-            )
-        if ids and logprobs and len(ids) != len(logprobs):
-            raise ValueError(f"{len(ids)} token ids but {len(logprobs)} log-probs")
-        reason = choice.get("finish_reason")
-        if reason not in ("stop", "length"):
-            raise ValueError(f"finish_reason {reason!r}, expected 'stop' or 'length'")
-        out.append(
-            Completion(
-                text=choice["message"].get("content") or "",
-                prompt_ids=[int(i) for i in prompt_ids],
-                completion_ids=[int(i) for i in ids],
-                logprobs=logprobs,
-                finish_reason=reason,
-            )
-        )
-    return out
-
-
-def _api_root(url: str) -> str:
-    """``http://host:8000`` -> ``http://host:8000/v1``; a URL with a path is kept as given."""
-    parsed = httpx.URL(url)
-    return str(parsed.copy_with(path="/v1")) if parsed.path in ("", "/") else url.rstrip("/")
-
-
-def _ids_from_tokens(content: list[dict]) -> list[int]:
-    """vLLM's ``return_tokens_as_token_ids`` spells each token ``token_id:<id>``."""
-    matches = [_TOKEN_ID.fullmatch(str(item.get("token", ""))) for item in content]
-    return [int(m.group(1)) for m in matches] if matches and all(matches) else []
-
-
-def _json(response: httpx.Response, where: str, index: int | None) -> dict:
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        raise ServerError(
-            f"{where}: HTTP {response.status_code} with a body that is not a JSON object: "
-            f"{response.text[:300]!r}",
-            status=response.status_code,
-            request_index=index,
-        )
-    return data
-
-
-def _error_message(response: httpx.Response) -> str:
-    """The server's reason: OpenAI's ``{"error": {"message"}}``, vLLM's older flat form, or text."""
-    try:
-        data = response.json()
-    except ValueError:
-        return response.text[:300] or "(empty body)"
-    if isinstance(data, dict):
-        error = data.get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        for key in ("message", "detail", "error"):
-            if data.get(key):
-                return str(data[key])
-    return str(data)[:300]
-
-
-def _retry_after(response: httpx.Response, cap: float) -> float:
-    try:
-        return min(cap, float(response.headers.get("retry-after", 0)))
-    except ValueError:
-        return 0.0
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:

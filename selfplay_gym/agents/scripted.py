@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from selfplay_gym.envs.graders import GraderBudget, get_grader
 from selfplay_gym.envs.spaces import SAMPLE_CHARSET
-from selfplay_gym.envs.verify import equivalent, majority_vote
+from selfplay_gym.envs.verify import majority_vote
 from selfplay_gym.types import Completion, Request
 
 QUESTION_TEMPLATE = "<question>{question}</question>\n\\boxed{{{answer}}}"
@@ -145,10 +146,16 @@ def _perturb(answer: str, offset: int) -> str:
 
 
 class MajorityJudge:
-    """Names the majority answer among the solvers' (R-Zero's pseudo-label), from ``info["answers"]``."""
+    """Names the majority answer among the solvers' (R-Zero's pseudo-label), from ``info["answers"]``.
 
-    def __init__(self, equivalent_fn: Callable[[str, str], bool] = equivalent):
-        self.equivalent_fn = equivalent_fn
+    Answers are compared with ``equivalent_fn`` if given, else with the grader the mode names
+    in ``info["grader"]`` (math_verify when it names none), so the label agrees with the
+    mode's own clusters.
+    """
+
+    def __init__(self, equivalent_fn: Callable[[str, str], bool] | None = None,
+                 budget_s: float = 10.0):
+        self.equivalent_fn, self.budget_s = equivalent_fn, budget_s
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         out = []
@@ -158,7 +165,9 @@ class MajorityJudge:
                     f"MajorityJudge plays {request.agent} but its info has no 'answers'; it can "
                     "only judge modes that publish the solvers' answers"
                 )
-            vote = majority_vote(request.info["answers"], self.equivalent_fn)
+            grader = self.equivalent_fn or get_grader(request.info.get("grader", "math_verify"))
+            grader = GraderBudget(grader, self.budget_s)  # m answers: up to m(m-1)/2 checks
+            vote = majority_vote(request.info["answers"], grader)
             out.append(_boxed(vote.answer, "No answer was given."))
         return out
 

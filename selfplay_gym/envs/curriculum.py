@@ -77,9 +77,22 @@ def canonical_gold(answer: str | None, answer_type: str) -> str | None:
     return answer if answer and VALIDATORS[answer_type](answer) else None
 
 
+_TEXT_MARKUP = re.compile(r"\\(?:text|mathrm|textbf|mathbf|textrm|rm)\s*\{([^{}]*)\}")
+_PUNCTUATION = re.compile(r"[\s.,;:!?()\[\]{}'\"`$]+")
+
+
+def is_none_answer(answer: str) -> bool:
+    """"None" under markup or punctuation: ``\\text{None}``, ``\\mathrm{none}``, "None.", "(none)"."""
+    core = answer
+    for _ in range(3):
+        core = _TEXT_MARKUP.sub(r"\1", core)
+    return _PUNCTUATION.sub("", core).lower() == "none"
+
+
 def usable(answer: str | None) -> bool:
-    """DARC drops empty and "None" answers before voting and never counts them correct."""
-    return bool(answer) and answer.strip().lower() != "none"
+    """DARC drops empty and "None" answers (markup unwrapped, punctuation stripped) before
+    voting and never counts them correct, so a "None" majority gives no label."""
+    return bool(answer and answer.strip()) and not is_none_answer(answer)
 
 
 def boxed_format(text: str) -> bool:
@@ -102,13 +115,17 @@ def boxed_format(text: str) -> bool:
     return boxes > 0 and bool(("".join(outside) + text[pos:]).strip())
 
 
-def matches_gold(answer: str | None, gold: str, answer_type: str) -> bool:
-    """Whether an answer states gold: option letters compared, everything else by math-verify."""
+def matches_gold(
+    answer: str | None, gold: str, answer_type: str,
+    grader: Callable[[str, str], bool] = equivalent,
+) -> bool:
+    """Whether an answer states gold: option letters compared, everything else by ``grader``
+    (the mode's; math-verify by default)."""
     if not usable(answer):
         return False
     if answer_type == "categorical":
         return normalize_choice(answer) == gold
-    return equivalent(answer, gold)
+    return grader(answer, gold)
 
 
 # --- parsers (pure, never raise) ----------------------------------------------------------------
@@ -289,6 +306,13 @@ class CurriculumTask:
         self.position += 1
         return item
 
+    def state_dict(self) -> dict[str, Any]:
+        """The cursor, for checkpoints: a resumed run serves the item the killed one would."""
+        return {"position": self.position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.position = int(state.get("position", 0))
+
 
 @dataclass
 class DocumentPrompts:
@@ -319,3 +343,13 @@ class DocumentPrompts:
         self.position += 1
         task_id = f"{self._item.task_id}@d{difficulty}"
         return dataclasses.replace(self._item, difficulty=difficulty, task_id=task_id)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The cursor and the document of the current block (a block may span iterations)."""
+        item = None if self._item is None else self._item.to_dict()
+        return {"position": self.position, "item": item}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.position = int(state.get("position", 0))
+        item = state.get("item")
+        self._item = None if item is None else TaskItem(**item)

@@ -36,10 +36,19 @@ def role_of(agent: str) -> str:
     return agent.rsplit("_", 1)[0]
 
 
+def agent_index(agent: str) -> int:
+    """``"solver_3" -> 3``: which of a role's agents this is."""
+    return int(agent.rsplit("_", 1)[1])
+
+
 def prompt_hash(role: str, messages: Messages) -> str:
-    """A short stable id for a prompt; samples of the same prompt form one GRPO group."""
+    """A short stable id for a prompt; samples of the same prompt form one GRPO group.
+
+    A prompt can quote any text an agent wrote, lone surrogates ('\\ud800') included, which
+    strict UTF-8 refuses; ``surrogatepass`` encodes them, and every other text (so every id
+    computed before) hashes exactly as with strict UTF-8."""
     payload = json.dumps([role, [dict(m) for m in messages]], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha1(payload.encode()).hexdigest()[:12]
+    return hashlib.sha1(payload.encode("utf-8", errors="surrogatepass")).hexdigest()[:12]
 
 
 @dataclass(frozen=True)

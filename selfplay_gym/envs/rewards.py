@@ -28,18 +28,23 @@ def uncertainty_reward(agreement: float, scale: str = "code") -> float:
 
 
 def repetition_penalties(
-    questions: Sequence[str | None], threshold: float = 0.5, weight: float = 1.0
+    questions: Sequence[str | None],
+    threshold: float = 0.5,
+    weight: float = 1.0,
+    missing_as_singletons: bool = False,
 ) -> list[float]:
     """R-Zero's batch repetition penalty: ``λ |C_k| / B`` for a question in BLEU cluster C_k.
 
     Questions are clustered by average linkage on d_ij = 1 - BLEU(x_i, x_j) with distance
     threshold ``threshold`` (0.5); B is the batch size (every episode, valid or not); λ =
-    ``weight`` (1). Missing questions (None) are in no cluster and get 0. A batch of B distinct
+    ``weight`` (1). Missing questions (None) are in no cluster and get 0, or, with
+    ``missing_as_singletons``, λ/B each: R-Zero's code clusters an unparsable output as the
+    empty string, which no question is within BLEU distance 0.5 of. A batch of B distinct
     questions costs each 1/B. (arXiv 2508.05004 §3.2; caller_penalty.py.)
     """
     batch = len(questions)
     present = [i for i, q in enumerate(questions) if q]
-    penalties = [0.0] * batch
+    penalties = [weight / batch if missing_as_singletons else 0.0] * batch
     if not present:
         return penalties
     labels = average_linkage_clusters(

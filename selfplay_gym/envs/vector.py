@@ -54,6 +54,21 @@ class SelfPlayVectorEnv:
     def num_envs(self) -> int:
         return len(self.envs)
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs so a resumed run plays what the killed one would have: the
+        rollout count (episode ids) and the state of every task source that keeps a cursor
+        (a curriculum, DARC's document blocks), each source once."""
+        return {"rollouts": self._rollouts, "tasks": [t.state_dict() for t in self._stateful_tasks()]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._rollouts = int(state.get("rollouts", 0))
+        for task, saved in zip(self._stateful_tasks(), state.get("tasks", []), strict=False):
+            task.load_state_dict(saved)
+
+    def _stateful_tasks(self) -> list:
+        tasks = {id(env.task): env.task for env in self.envs}
+        return [t for t in tasks.values() if hasattr(t, "state_dict") and hasattr(t, "load_state_dict")]
+
     def rollout(self, policies: Mapping[str, Policy], seed: int | None = None) -> Rollout:
         """Play one episode in every env; returns them with batch rewards applied.
 

@@ -110,15 +110,19 @@ def _box_spans(text: str) -> list[tuple[int, int | None]]:
     return [(start, ends.get(brace)) for brace, start in sorted(openers.items())]
 
 
-def extract_boxed(text: object) -> str | None:
+def extract_boxed(text: object, unclosed: str = "none") -> str | None:
     """The stripped content of the last ``\\boxed{...}``/``\\fbox{...}``, or None.
 
     The last opener decides: if it is unclosed (a truncated answer) or empty, the result is None
     rather than an earlier box, which would reward a draft the model moved away from.
+    ``unclosed="previous"`` skips unclosed openers and takes the last closed box instead, as
+    AERO's answer extraction does (synth/answerer.py).
     """
     if not isinstance(text, str):
         return None
     spans = _box_spans(text)
+    if unclosed == "previous":
+        spans = [span for span in spans if span[1] is not None]
     if not spans:
         return None
     start, end = spans[-1]
@@ -143,11 +147,14 @@ def _last_number(text: str) -> str | None:
     return last.group() if last else None
 
 
-def extract_answer(text: object, fallback: str = "none") -> str | None:
-    """The boxed answer, else what ``fallback`` says: ``"none"`` -> None, ``"last_number"``."""
+def extract_answer(text: object, fallback: str = "none", unclosed: str = "none") -> str | None:
+    """The boxed answer, else what ``fallback`` says: ``"none"`` -> None, ``"last_number"``.
+
+    ``unclosed`` is ``extract_boxed``'s: "none" (a last unclosed box is no answer) or "previous".
+    """
     if fallback not in FALLBACKS:
         raise ValueError(f"unknown fallback {fallback!r}; allowed values: {', '.join(FALLBACKS)}")
-    boxed = extract_boxed(text)
+    boxed = extract_boxed(text, unclosed)
     if boxed is not None or not isinstance(text, str):
         return boxed
     return _last_number(text) if fallback == "last_number" else None

@@ -73,7 +73,6 @@ def test_infos_carry_role_group_and_fields(env):
     [
         ("", "no <question>"),
         ("12+30 = 42", "no <question>"),
-        ("<question>12+30</question>", "no \\boxed{}"),
         ("<question>  </question> \\boxed{1}", "empty <question>"),
         (None, "must be a str"),
         (42, "must be a str"),

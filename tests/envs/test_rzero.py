@@ -15,7 +15,7 @@ from selfplay_gym.envs.tasks import solve
     [
         ("<question>37+48</question>\n\\boxed{85}", True, "37+48", "85"),
         ("think... <question>old</question> <question> 2*3 </question> \\boxed{6}", True, "2*3", "6"),
-        ("<question>a</question>", False, "a", None),
+        ("<question>a</question>", True, "a", None),  # the code never uses the box
         ("\\boxed{6}", False, None, None),
         ("<question>unclosed \\boxed{6}", False, None, None),
         ("", False, None, None),
@@ -26,6 +26,11 @@ def test_parse_question(text, valid, question, answer):
     assert parsed.valid is valid
     assert parsed.fields.get("question") == question
     assert parsed.fields.get("answer") == answer
+
+
+def test_parse_question_box_required_is_the_paper_option():
+    assert not parse_question("<question>a</question>", require_answer=True).valid
+    assert parse_question("<question>a</question> \\boxed{1}", require_answer=True).valid
 
 
 @pytest.mark.parametrize(
@@ -60,10 +65,12 @@ def test_worked_example_half_agreement():
     # 10 answers: 5 x "56", 3 x "54", 1 x "57", 1 unparsable.
     # p̂ = 5/10 = 0.5 -> u = min(0.5, 0.5) = 0.5; single-episode batch: penalty |C|/B = 1/1.
     # Questioner: 0.5 - 1 = -0.5. Label = majority "56": its 5 solvers get 1, others 0.
+    # The unparsable one votes as "None" (code), so both shares are 5/10.
     answers = [B(56)] * 5 + [B(54)] * 3 + [B(57), "I give up"]
     ep = episode_with(answers)
     assert ep.fields["agreement"] == 0.5
-    assert ep.fields["valid_agreement"] == pytest.approx(5 / 9)
+    assert ep.fields["valid_agreement"] == 0.5
+    assert episode_with(answers, missing_answer="skip").fields["valid_agreement"] == pytest.approx(5 / 9)
     assert ep.fields["label"] == "56"
     assert ep.reward_terms["questioner_0"] == {"env": 0.5, "repetition": -1.0}
     assert ep.rewards["questioner_0"] == pytest.approx(-0.5)
@@ -142,17 +149,18 @@ def test_repetition_penalty_counts_clusters_across_the_batch():
 
 
 @pytest.mark.parametrize(
-    "answers, keep",
+    "answers, missing, keep",
     [
-        ([B(1)] * 3 + [B(2)] * 7, True),  # valid agreement 0.7: inside [0.3, 0.8]
-        ([B(1)] * 9 + [B(2)], False),  # 0.9: too easy
-        ([B(i) for i in range(10)], False),  # 0.1: chaos
-        ([B(1)] * 8 + ["x", "y"], False),  # 8/8 valid agree: 1.0
-        ([B(1)] * 3 + [B(2)] * 2 + [B(3)] * 5, True),  # 0.5
+        ([B(1)] * 3 + [B(2)] * 7, "vote", True),  # valid agreement 0.7: inside [0.3, 0.8]
+        ([B(1)] * 9 + [B(2)], "vote", False),  # 0.9: too easy
+        ([B(i) for i in range(10)], "vote", False),  # 0.1: chaos
+        ([B(1)] * 8 + ["x", "y"], "vote", True),  # boxless samples vote "None": 8/10 = 0.8
+        ([B(1)] * 8 + ["x", "y"], "skip", False),  # left out: 8/8 valid agree, 1.0
+        ([B(1)] * 3 + [B(2)] * 2 + [B(3)] * 5, "vote", True),  # 0.5
     ],
 )
-def test_consistency_band_filter(answers, keep):
-    ep = episode_with(answers)
-    env = SelfPlayReasoningEnv("rzero")
+def test_consistency_band_filter(answers, missing, keep):
+    ep = episode_with(answers, missing_answer=missing)
+    env = SelfPlayReasoningEnv("rzero", missing_answer=missing)
     assert env.mode.keep_for_training("solver_0", ep) is keep
     assert env.mode.keep_for_training("questioner_0", ep) is True

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 
 from selfplay_gym import Completion, SelfPlayVectorEnv
@@ -104,3 +107,23 @@ def test_missing_role_and_bad_policy_output_are_named():
 def test_bad_construction():
     with pytest.raises(ValueError, match="num_envs"):
         SelfPlayVectorEnv.make("rzero", num_envs=0)
+
+
+def test_state_dict_restores_episode_ids_and_task_cursors():
+    # A resumed run must continue the rollout count (episode and group ids) and a task's
+    # cursor mid-block (DARC's document prompts: 3 difficulties x 8 samples per document).
+    from selfplay_gym.envs.curriculum import DocumentPrompts
+    from selfplay_gym.envs.tasks import WordProblemCorpus
+
+    def make():
+        task = DocumentPrompts(WordProblemCorpus(), (1, 2, 3), samples_per_prompt=8)
+        return SelfPlayVectorEnv.make("darc", num_envs=4, task=task, num_solvers=2)
+
+    straight, resumed = make(), make()
+    rng = np.random.default_rng(0)
+    for _ in range(5):  # 5 resets into the first document's block
+        straight.envs[0].task.sample(rng)
+    straight._rollouts = 3
+    resumed.load_state_dict(json.loads(json.dumps(straight.state_dict())))
+    assert resumed.state_dict() == straight.state_dict()
+    assert resumed.envs[0].task.sample(rng) == straight.envs[0].task.sample(np.random.default_rng(1))

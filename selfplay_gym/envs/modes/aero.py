@@ -54,54 +54,46 @@ with ``examples="aero"`` only those AERO makes an example of (``aero_kto_labels`
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from selfplay_gym.envs.graders import (
+    Grader,
+    GraderBudget,
+    exact_grader,
+    get_grader,
+    space_stripped,
+)
 from selfplay_gym.envs.mode import Mode, Parsed, Recipe, RewardFn, role_of
-from selfplay_gym.envs.verify import equivalent, extract_answer
+from selfplay_gym.envs.modes.aero_prompts import (
+    GENERATOR_SYSTEM,
+    GENERATOR_USER,
+    JUDGE_SYSTEM,
+    JUDGE_USER,
+    REFINER_SYSTEM,
+    REFINER_USER,
+    SOLVER_SYSTEM,
+)
+from selfplay_gym.envs.modes.aero_rules import (
+    CORRECTED_MAX_CLUSTERS,
+    aero_kto_labels,
+    entropy_zone,
+    exact_groups,
+    label_reward,
+    merge_groups,
+    normalized_entropy,
+    parse_answer,
+    parse_merge,
+    parse_question,
+    zpd_bump_reward,
+    zpd_reward,
+)
 from selfplay_gym.types import Episode, Messages, Turn
 
-GENERATOR_SYSTEM = (
-    "You are a distinguished professor and an expert designer of competition problems in "
-    "{domain}. Write ONE new problem of medium-to-hard difficulty that needs several steps of "
-    "reasoning and has a single, clean, checkable final answer (an integer, a simple fraction "
-    "or a short exact expression). Vary the topic from one problem to the next.\n"
-    "Output strict JSON only, with no Markdown fences and no text outside the object:\n"
-    '{{"question": "the complete problem statement", "meta": {{"knowledge_points": ["..."], '
-    '"domain": "...", "background": "one or two sentences of context"}}}}'
-)
-GENERATOR_USER = "Write the problem now."
-SOLVER_SYSTEM = (
-    "You are a senior research fellow writing a gold-standard solution. Follow this structure:\n"
-    "1. Analysis: what is asked and which ideas apply.\n2. Symbols: the given quantities and "
-    "the unknowns.\n3. Derivation: the reasoning step by step, symbolically before "
-    "numerically.\n4. Computation: careful arithmetic.\n5. Final answer: state it once as "
-    "\\boxed{answer}."
-)
-JUDGE_SYSTEM = (
-    "You check whether final answers to one problem state the same value. Consider "
-    "simplification, equivalent forms (0.5 = 1/2), scientific notation and units."
-)
-JUDGE_USER = (
-    "Problem:\n{question}\n\nAnswers:\n{answers}\n\nGroup the numbers of the answers that are "
-    'equivalent. Reply with strict JSON only, for example {{"same": [[1, 3], [2]]}}: each inner '
-    "list holds answers with the same value; list every number once."
-)
-REFINER_SYSTEM = (
-    "You are a rigorous reviewer. The candidate solution below is suspected to be WRONG: assume "
-    "it contains an error. Find the flawed step and say briefly why it is wrong, then re-solve "
-    "the problem from first principles without trusting the candidate's conclusion. End with "
-    "the corrected final answer as \\boxed{answer}."
-)
-REFINER_USER = (
-    "### Problem\n{question}\n\n### Suspected Incorrect Solution\n{candidate}\n\n"
-    "### Your Correction\n"
-)
-CORRECTED_MAX_CLUSTERS = 4
-"""``"corrected"`` measures H against the spread of at most 4 equally likely answers."""
+__all__ = ["CORRECTED_MAX_CLUSTERS", "AeroConfig", "AeroMode", "aero_kto_labels", "entropy_zone",
+           "exact_groups", "label_reward", "merge_groups", "normalized_entropy", "parse_answer",
+           "parse_merge", "parse_question", "zpd_bump_reward", "zpd_reward"]
 
 
 @dataclass
@@ -116,6 +108,19 @@ class AeroConfig:
     """'original': H / log2(n total); 'corrected': H / log2(min(#parsed, 4)), capped at 1."""
     equivalence: str = "math_verify"
     """How answers are merged: 'exact' (space-insensitive equality), 'math_verify', 'llm'."""
+    space_shortcut: bool = True
+    """Answers equal once spaces are removed are the same before any other check (code:
+    ``56`` and ``5 6`` never reach the judge); False: the grader alone decides."""
+    unclosed_box: str = "previous"
+    """A last ``\\boxed{`` left unclosed: 'previous' takes the last closed box (code), 'none'
+    makes the answer unparsable."""
+    grader_budget_s: float = 10.0
+    """Seconds of answer comparisons for one episode's clusters, then exact match only,
+    counted in ``fields["grader_over_budget"]`` (``graders.GraderBudget``)."""
+    raw_question_fallback: bool = False
+    """True: an output that is not one JSON object with a string "question" is itself the
+    question (code). False: the JSON is found inside fences or prose, else the output is
+    invalid and earns ``format_penalty``."""
     generator_reward: str = "binary"
     """'binary': +1 ZPD / -1 otherwise; 'bump': cosine bump peaking mid-ZPD."""
     format_penalty: float = -1.0
@@ -137,6 +142,7 @@ class AeroConfig:
         for name, allowed in (
             ("entropy_normalization", ("original", "corrected")),
             ("equivalence", ("exact", "math_verify", "llm")),
+            ("unclosed_box", ("previous", "none")),
             ("generator_reward", ("binary", "bump")),
             ("examples", ("all", "aero")),
         ):
@@ -145,159 +151,6 @@ class AeroConfig:
 
 
 # --- parsers (never raise) ---------------------------------------------------------------------
-def _json_objects(text: str, key: str) -> list[dict[str, Any]]:
-    """Top-level JSON objects in ``text`` (fences and prose around them ignored) holding ``key``."""
-    decoder, found, pos = json.JSONDecoder(), [], text.find("{")
-    while pos >= 0:
-        try:
-            value, end = decoder.raw_decode(text, pos)
-        except (ValueError, RecursionError):
-            pos = text.find("{", pos + 1)
-            continue
-        if isinstance(value, dict) and key in value:
-            found.append(value)
-        pos = text.find("{", end)
-    return found
-
-
-def parse_question(text: str) -> Parsed:
-    """The generator's JSON: the last object with a non-empty string ``question``."""
-    objects = _json_objects(text, "question")
-    if not objects:
-        return Parsed(False, error='no JSON object with a "question" key')
-    question, meta = objects[-1]["question"], objects[-1].get("meta")
-    if not isinstance(question, str) or not question.strip():
-        return Parsed(False, error='"question" must be a non-empty string')
-    meta = meta if isinstance(meta, dict) else {}
-    return Parsed(True, {"question": question.strip(), "meta": meta})
-
-
-def _number(item: Any) -> int | None:
-    if isinstance(item, int) and not isinstance(item, bool):
-        return item
-    return int(item) if isinstance(item, str) and item.strip().isdigit() else None
-
-
-def parse_merge(text: str) -> Parsed:
-    """The judge's ``{"same": [[1, 3], [2]]}``; a bare number is a block of one."""
-    objects = _json_objects(text, "same")
-    if not objects or not isinstance(objects[-1]["same"], list):
-        return Parsed(False, error='no JSON object with a "same" list')
-    blocks = []
-    for block in objects[-1]["same"]:
-        items = block if isinstance(block, list) else [block]
-        numbers = [_number(item) for item in items]
-        if None in numbers:
-            return Parsed(False, error=f'"same" must hold lists of answer numbers, got {block!r}')
-        blocks.append(numbers)
-    return Parsed(True, {"same": blocks})
-
-
-def parse_answer(text: str) -> Parsed:
-    answer = extract_answer(text)
-    return Parsed(answer is not None, {"answer": answer}, None if answer else "no \\boxed{} answer")
-
-
-# --- clustering and positioning (pure) ---------------------------------------------------------
-def exact_groups(answers: Sequence[str | None]) -> list[list[int]]:
-    """Indices of identical answers, largest group first (ties: first appearance); None dropped."""
-    groups: dict[str, list[int]] = {}
-    for index, answer in enumerate(answers):
-        if answer:
-            groups.setdefault(answer, []).append(index)
-    return sorted(groups.values(), key=len, reverse=True)
-
-
-def merge_groups(groups: Sequence[list[int]], same: Callable[[int, int], bool]) -> list[list[int]]:
-    """AERO's greedy merge: each group (in order) joins the first cluster whose founding group it
-    matches, ``same(group, founder)`` over group positions. A cluster lists its founding group
-    first, so ``cluster[0]`` is the representative; clusters come largest first."""
-    clusters: list[list[int]] = []
-    founders: list[int] = []
-    for g, group in enumerate(groups):
-        k = next((k for k, f in enumerate(founders) if same(g, f)), None)
-        if k is None:
-            clusters.append(list(group))
-            founders.append(g)
-        else:
-            clusters[k].extend(group)
-    return sorted(clusters, key=len, reverse=True)
-
-
-def normalized_entropy(
-    sizes: Sequence[int], num_samples: int, normalization: str = "original"
-) -> float | None:
-    """H̄ of the answer clusters; None when no answer parsed.
-
-    p_k = |C_k| / m (m = parsed answers), H = -sum p_k log2 p_k.
-    ``"original"`` (AERO's code): H̄ = H / log2(n), n = all samples, parsed or not. With n = 16
-    a two-way split has H <= 1 bit, so H̄ <= 0.25: every bimodal question is "mastery" and the
-    ZPD needs >= 3 clusters; the zone of one distribution also shifts with n.
-    ``"corrected"``: H̄ = min(1, H / log2(min(m, 4))). The reference is the spread of four equally
-    likely answers, the n at which AERO's own normalisation puts a 50/50 split at the ZPD centre
-    (H̄ = 0.5), made independent of n; with fewer than four parsed answers the most spread-out
-    distribution they allow is the reference, so H̄ stays in [0, 1]. 8/8 -> 0.5 (ZPD),
-    12/4 -> 0.41, 8/4/4 -> 0.75 (chaos), 4x4 and all-distinct -> 1.
-    """
-    parsed = sum(sizes)
-    if parsed == 0:
-        return None
-    bits = max(0.0, -sum(s / parsed * math.log2(s / parsed) for s in sizes if s))
-    scale = num_samples if normalization == "original" else min(parsed, CORRECTED_MAX_CLUSTERS)
-    return 0.0 if scale <= 1 else min(1.0, bits / math.log2(scale))
-
-
-def entropy_zone(entropy: float | None, mastery: float = 0.3, chaos: float = 0.7) -> str:
-    """AERO's zones: H̄ < mastery -> "mastery", <= chaos -> "ZPD", above or None -> "chaos"."""
-    if entropy is None or entropy > chaos:
-        return "chaos"
-    return "mastery" if entropy < mastery else "ZPD"
-
-
-# --- rewards (pure) ----------------------------------------------------------------------------
-def zpd_reward(zone: str) -> float:
-    """AERO's generator label as a reward: +1 for a ZPD question, -1 otherwise (aero.md)."""
-    return 1.0 if zone == "ZPD" else -1.0
-
-
-def zpd_bump_reward(entropy: float | None, mastery: float = 0.3, chaos: float = 0.7) -> float:
-    """A smooth generator reward: cos(pi d / 2) with d = |H̄ - c| / w, c and w the ZPD's centre and
-    half-width; -1 for d >= 2 or no parsable answer. +1 at the centre, 0 at the ZPD edges (so its
-    sign agrees with ``zpd_reward``), -1 a half-width outside; continuous with a continuous slope.
-    """
-    if entropy is None:
-        return -1.0
-    d = abs(entropy - (mastery + chaos) / 2) / ((chaos - mastery) / 2)
-    return math.cos(math.pi * d / 2) if d < 2 else -1.0
-
-
-def label_reward(converged: bool, correct: bool) -> float:
-    """AERO's solver and refiner labels as a reward (aero.md, "Env sketch"): 0 when ICC did not
-    converge (AERO makes no data), else +1 for an answer equivalent to a*, -1 otherwise."""
-    if not converged:
-        return 0.0
-    return 1.0 if correct else -1.0
-
-
-def aero_kto_labels(fields: dict[str, Any]) -> list[dict[str, Any]]:
-    """AERO's KTO examples (inner_loop.py) as ``{"agent", "role", "desirable"}``: the completion
-    of ``agent`` trained under ``role``'s prompt. Generator: desirable iff ZPD (an invalid
-    question is undesirable). Converged: refiner_0's correction under the solver prompt is
-    desirable; each top-2 representative solver whose answer is not a* is undesirable; the
-    refiner whose candidate was wrong is desirable under its own prompt."""
-    if fields.get("question") is None:
-        return [{"agent": "generator_0", "role": "generator", "desirable": False}]
-    zpd = fields.get("zone") == "ZPD"
-    labels = [{"agent": "generator_0", "role": "generator", "desirable": zpd}]
-    if fields.get("converged"):
-        wrong = [i for i, ok in enumerate(fields["candidate_correct"]) if not ok]
-        labels.append({"agent": "refiner_0", "role": "solver", "desirable": True})
-        for i in wrong:
-            solver = fields["refiner_candidates"][i]
-            labels.append({"agent": f"solver_{solver}", "role": "solver", "desirable": False})
-        labels += [{"agent": f"refiner_{i}", "role": "refiner", "desirable": True} for i in wrong]
-    return labels
-
 
 def _chat(system: str, user: str) -> Messages:
     return ({"role": "system", "content": system}, {"role": "user", "content": user})
@@ -305,11 +158,6 @@ def _chat(system: str, user: str) -> Messages:
 
 def _index(agent: str) -> int:
     return int(agent.rsplit("_", 1)[1])
-
-
-def _same_exact(a: str, b: str) -> bool:
-    """The original's short-circuit before it asks the model: equality with spaces removed."""
-    return a.replace(" ", "") == b.replace(" ", "")
 
 
 class AeroMode(Mode):
@@ -369,8 +217,8 @@ class AeroMode(Mode):
     # --- parsing and derived fields ------------------------------------------------------------
     def parse(self, role: str, text: str) -> Parsed:
         if role == "generator":
-            return parse_question(text)
-        return parse_merge(text) if role == "judge" else parse_answer(text)
+            return parse_question(text, self.config.raw_question_fallback)
+        return parse_merge(text) if role == "judge" else parse_answer(text, self.config.unclosed_box)
 
     def record(self, turn: Turn, episode: Episode) -> None:
         fields = episode.fields
@@ -388,17 +236,29 @@ class AeroMode(Mode):
             corrections = fields.setdefault("corrections", [None, None])
             corrections[_index(turn.agent)] = turn.parsed.get("answer")
 
+    @property
+    def grader(self) -> Grader:
+        """The one answer comparison outside the judge's turn (``llm`` uses math_verify there):
+        clusters, ICC convergence and the candidates' check against a*."""
+        grader = get_grader("exact" if self.config.equivalence == "exact" else "math_verify")
+        return space_stripped(grader) if self.config.space_shortcut else grader
+
     def same(self, a: str, b: str) -> bool:
-        """Answer equivalence outside the judge's one turn (``llm`` uses math_verify here)."""
-        return _same_exact(a, b) if self.config.equivalence == "exact" else equivalent(a, b)
+        return self.grader(a, b)
 
     def end_phase(self, agents: Sequence[str], episode: Episode) -> None:
         fields, role = episode.fields, role_of(agents[0]) if agents else ""
         if role == "solver":
-            groups = fields["groups"] = exact_groups(fields["answers"])
-            if self.config.equivalence != "llm" or len(groups) < 2:
+            groups = exact_groups(fields["answers"])
+            if self.config.equivalence == "llm" and self.config.space_shortcut:
                 keys = [fields["answers"][g[0]] for g in groups]
-                clusters = merge_groups(groups, lambda g, f: self.same(keys[g], keys[f]))
+                groups = merge_groups(groups, lambda g, f: exact_grader(keys[g], keys[f]))
+            fields["groups"] = groups
+            if self.config.equivalence != "llm" or len(groups) < 2:
+                keys, grader = [fields["answers"][g[0]] for g in groups], GraderBudget(
+                    self.grader, self.config.grader_budget_s)
+                clusters = merge_groups(groups, lambda g, f: grader(keys[g], keys[f]))
+                fields["grader_over_budget"] = grader.over_budget
                 self._position(fields, clusters)
         elif role == "judge":
             self._position(fields, self._judge_clusters(fields))

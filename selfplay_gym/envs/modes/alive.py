@@ -6,6 +6,10 @@ mode is a reconstruction.** The paper [paper] says one policy poses, solves and 
 raw corpora with verbal feedback; a secondary survey names the three roles and the masked-span
 task. All formats, prompts and rewards are ours. See shared/methods/alive*.md.
 
+This module is the mode: config, turn order, observations, records and rewards per role. Its
+pure parts live beside it and are re-exported here: the prompt texts in ``alive_prompts``, the
+parsers in ``alive_parse``, the reward terms in ``alive_rewards``.
+
 ## Roles (one policy plays all [paper]: ``single_policy = True``)
 - ``constructor_0``: hides one short span of a raw passage behind ``[MASK]``. The span is the
   verifiable ground truth: it comes from the corpus, not from a label.
@@ -66,54 +70,72 @@ constructor's are dropped for an invalid mask.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from selfplay_gym.envs.mode import Mode, Parsed, Recipe, RewardFn, role_of
+from selfplay_gym.envs.modes.alive_parse import (
+    HIDDEN,
+    MASK,
+    VERDICT_WORDS,
+    parse_boxed,
+    parse_mask,
+    parse_review,
+    parse_span,
+    redact,
+)
+from selfplay_gym.envs.modes.alive_prompts import (
+    CONSTRUCTOR_SYSTEM,
+    REVIEWER_SYSTEM,
+    REVISE_USER,
+    SOLVER_SYSTEM,
+    SPAN_CONSTRUCTOR_SYSTEM,
+)
+from selfplay_gym.envs.modes.alive_rewards import (
+    VERDICT_SCORES,
+    class_balance_weight,
+    constructor_reward,
+    reviewer_reward,
+    shares_token,
+    span_match,
+)
 from selfplay_gym.envs.tasks import WordProblemCorpus
-from selfplay_gym.envs.verify import check_equivalence, extract_boxed, normalize_answer
 from selfplay_gym.types import Episode, Messages, Turn
 
-MASK = "[MASK]"
-HIDDEN = "[HIDDEN]"
-VERDICT_SCORES = {"correct": 1.0, "partially": 0.5, "wrong": 0.0}
-"""A verdict as a reward; also the reviewer's partial credit."""
-VERDICT_WORDS = {"partial": "partially", "incorrect": "wrong"} | {v: v for v in VERDICT_SCORES}
-_VERDICT = re.compile(r"<verdict>\s*([A-Za-z]*)\s*</verdict>", re.IGNORECASE)
+__all__ = [
+    "CONSTRUCTOR_SYSTEM",
+    "HIDDEN",
+    "MASK",
+    "MASK_FORMATS",
+    "REVIEWER_SYSTEM",
+    "REVISE_USER",
+    "SLOTS",
+    "SOLVER_SYSTEM",
+    "SPAN_CONSTRUCTOR_SYSTEM",
+    "VERDICT_SCORES",
+    "VERDICT_WORDS",
+    "AliveConfig",
+    "AliveMode",
+    "MaskFormat",
+    "class_balance_weight",
+    "constructor_reward",
+    "parse_boxed",
+    "parse_mask",
+    "parse_review",
+    "parse_span",
+    "redact",
+    "reviewer_reward",
+    "shares_token",
+    "span_match",
+]
+
 SLOTS = {
     "solver": (("answers", "answer"),),
     "reviewer": (("verdicts", "verdict"), ("critiques", "critique")),
     "reviser": (("revised_answers", "answer"),),
 }
 """Where each role's parsed values go: ``fields[list name][agent index] = parsed[key]``."""
-_TOKEN = re.compile(r"\d|[^\W\d_]+")
-
-CONSTRUCTOR_SYSTEM = (
-    "You turn a passage into a fill-in-the-blank task. Copy the passage exactly, replacing one "
-    "short span that the rest of the passage lets a careful reader work out (a number, a name, "
-    "a word) with [MASK]. Write the copy inside <masked></masked>, then the hidden span inside "
-    "<answer></answer>."
-)
-SPAN_CONSTRUCTOR_SYSTEM = (
-    "You turn a passage into a fill-in-the-blank task. Pick one short span of it that the rest "
-    "of the passage lets a careful reader work out (a number, a name, a word) and write it "
-    "inside <answer></answer>; it will be replaced by [MASK]."
-)
-SOLVER_SYSTEM = (
-    "A short span of the passage was replaced by [MASK]. Reason step by step about what it "
-    "was, then put the missing text within \\boxed{}."
-)
-REVIEWER_SYSTEM = (
-    "You review a solution to a fill-in-the-blank task. Explain briefly what the solver got "
-    "right or wrong and why, then end with <verdict>correct</verdict>, "
-    "<verdict>partially</verdict> or <verdict>wrong</verdict>."
-)
-REVISE_USER = (
-    "A reviewer wrote:\n{critique}\n\nCheck your answer against the review and put your final "
-    "answer within \\boxed{{}}."
-)
 
 
 @dataclass
@@ -158,62 +180,6 @@ class AliveConfig:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
 
 
-# --- parsers: pure, never raise -----------------------------------------------------------------
-def _block(text: str, tag: str) -> str | None:
-    start = text.rfind(f"<{tag}>")
-    end = text.find(f"</{tag}>", start) if start >= 0 else -1
-    return text[start + len(tag) + 2 : end] if end >= 0 else None
-
-
-def _squash(text: str) -> str:
-    return " ".join(text.split())
-
-
-def parse_mask(text: object, passage: object = None, max_span_chars: int = 32) -> Parsed:
-    """The constructor's masked passage and hidden span; with ``passage=None``, syntax only."""
-    if not isinstance(text, str):
-        return Parsed(False, error="action must be text")
-    masked, raw = _block(text, "masked"), _block(text, "answer")
-    if masked is None:
-        return Parsed(False, error="no <masked>...</masked> block")
-    if raw is None:
-        return Parsed(False, error="no <answer>...</answer> block")
-    span = raw.strip()
-    fields = {"masked": masked.strip(), "span": span}
-    if not span:
-        return Parsed(False, fields, error="empty <answer> span")
-    if len(span) > max_span_chars:
-        error = f"span of {len(span)} chars > max_span_chars={max_span_chars}"
-        return Parsed(False, fields, error=error)
-    if masked.count(MASK) != 1:
-        return Parsed(False, fields, error=f"need exactly one {MASK}, found {masked.count(MASK)}")
-    if passage is not None:
-        target = _squash(passage) if isinstance(passage, str) else None
-        if not any(_squash(masked.replace(MASK, s)) == target for s in (raw, span)):
-            return Parsed(False, fields, error="the span put back does not give the passage")
-    return Parsed(True, fields)
-
-
-def parse_span(text: object, passage: object = None, max_span_chars: int = 32) -> Parsed:
-    """``mask_format="span"``: the last ``<answer>`` block names the span; the passage with its
-    first whole-word occurrence replaced by [MASK] is the task. With ``passage=None``, syntax."""
-    if not isinstance(text, str):
-        return Parsed(False, error="action must be text")
-    raw = _block(text, "answer")
-    span = (raw or "").strip()
-    if not span:
-        return Parsed(False, error="no <answer>span</answer> block")
-    if len(span) > max_span_chars:
-        return Parsed(False, {"span": span}, error=f"span of {len(span)} chars > max_span_chars={max_span_chars}")
-    if passage is None:
-        return Parsed(True, {"masked": None, "span": span})
-    match = re.search(rf"(?<!\w){re.escape(span)}(?!\w)", passage) if isinstance(passage, str) else None
-    if match is None:
-        return Parsed(False, {"span": span}, error="the span is not a word or number of the passage")
-    masked = passage[: match.start()] + MASK + passage[match.end() :]
-    return Parsed(True, {"masked": masked, "span": span})
-
-
 class MaskFormat(NamedTuple):
     """What ``AliveConfig.mask_format`` sets: the constructor's prompt and its reply's parser."""
 
@@ -223,86 +189,6 @@ class MaskFormat(NamedTuple):
 
 MASK_FORMATS = {"span": MaskFormat(SPAN_CONSTRUCTOR_SYSTEM, parse_span),
                 "copy": MaskFormat(CONSTRUCTOR_SYSTEM, parse_mask)}
-
-
-def parse_boxed(text: object) -> Parsed:
-    """A solver's or reviser's answer: the last ``\\boxed{}``."""
-    answer = extract_boxed(text)
-    if answer is None:
-        return Parsed(False, error="no \\boxed{} answer")
-    return Parsed(True, {"answer": answer})
-
-
-def parse_review(text: object) -> Parsed:
-    """The last ``<verdict>`` tag (any case) and the critique: the text around the tags."""
-    if not isinstance(text, str):
-        return Parsed(False, error="action must be text")
-    found = _VERDICT.findall(text)
-    verdict = VERDICT_WORDS.get(found[-1].lower()) if found else None
-    critique = _VERDICT.sub(" ", text).strip()
-    fields = {"verdict": verdict, "critique": critique}
-    if verdict is None:
-        return Parsed(False, fields, error="no <verdict>correct|partially|wrong</verdict> tag")
-    if not critique:
-        return Parsed(False, fields, error="a verdict without a critique")
-    return Parsed(True, fields)
-
-
-def redact(text: str, span: str) -> str:
-    """``text`` with whole-token occurrences of ``span`` (any case) replaced by [HIDDEN]."""
-    return re.sub(rf"(?<!\w){re.escape(span)}(?!\w)", HIDDEN, text, flags=re.IGNORECASE)
-
-
-# --- reward terms: pure ---------------------------------------------------------------------------
-def span_match(answer: str | None, span: str | None) -> bool:
-    """The cheap verifiable check: same text (case and spacing aside), or for a span with a
-    digit, ``check_equivalence`` (math_verify). Words stay text: math_verify reads "ab" as a*b
-    and calls it equal to "ba"."""
-    if not answer or not span:
-        return False
-    if normalize_answer(answer).casefold() == normalize_answer(span).casefold():
-        return True
-    return any(c.isdigit() for c in span) and check_equivalence(answer, span).equivalent
-
-
-def shares_token(answer: str | None, span: str | None) -> bool:
-    """Whether the answer and span share a word or a digit (casefolded): "partially" right."""
-    if not answer or not span:
-        return False
-    return bool(set(_TOKEN.findall(answer.casefold())) & set(_TOKEN.findall(span.casefold())))
-
-
-def constructor_reward(pass_rate: float, scale: str = "adversarial") -> float:
-    """Reconstruction. 'adversarial': r = 1 - p for p > 0, 0 at p = 0 (PretrainZero's min-max
-    mask game, arXiv 2512.03442, plus our guard). 'variance': r = 4 p (1 - p), SPICE-style
-    (SPICE, arXiv 2510.24684, uses exp(-(p(1-p) - 0.25)^2 / 0.02)); both peak off p = 0."""
-    if not 0.0 <= pass_rate <= 1.0:
-        raise ValueError(f"pass_rate must be in [0, 1], got {pass_rate}")
-    if scale == "variance":
-        return 4.0 * pass_rate * (1.0 - pass_rate)
-    return 1.0 - pass_rate if pass_rate > 0 else 0.0
-
-
-def reviewer_reward(verdict: str, matched: bool, overlap: bool) -> float:
-    """Reconstruction: 1 if the verdict agrees with the match (correct <-> match, wrong <->
-    no match); VERDICT_SCORES["partially"] for "partially" on a non-match sharing a token."""
-    if verdict == "partially":
-        return VERDICT_SCORES["partially"] if not matched and overlap else 0.0
-    return 1.0 if (verdict == "correct") == matched else 0.0
-
-
-def class_balance_weight(matched: bool, num_matched: int, num_answers: int) -> float:
-    """Ours: w = n / (2 n_c), n_c the answers of the episode in the reviewed answer's class
-    (match or not), when both classes are present; else 1. Each class then carries half the
-    reviewers' reward, so a verdict that ignores the answer ("wrong" for everything, the
-    cheapest optimum when most answers miss) earns 1/2 on average and only telling the
-    classes apart pays more. 2 matches of 8: w = 2 for a match, 2/3 for a miss."""
-    if not 0 <= num_matched <= num_answers or num_answers < 1:
-        raise ValueError(f"need 0 <= num_matched <= num_answers >= 1, got {num_matched}, {num_answers}")
-    if num_matched in (0, num_answers):
-        return 1.0
-    same = num_matched if matched else num_answers - num_matched
-    return num_answers / (2 * same)
 
 
 def _chat(system: str, user: str) -> Messages:

@@ -41,14 +41,12 @@ option letters. Solver, student, teacher: the last ``\\boxed{}`` is the answer. 
 - Stage-1 solver/student: 1 if equivalent to gold, else 0 (frozen; for logs). Teacher: 0.
 - Judge: 0, or ``judge_format_penalty`` without a yes/no.
 - Stage-2 student: ``distill_reward``: 0.95 acc + 0.05 fmt vs the teacher label, 0 if fmt = 0.
+Every comparison goes through the ``grader``; "None" in any markup is never gold or a label.
 
 ## Training filter
 Teachers never train. Stage-2 students train only when v >= ``min_vote_fraction`` (0.3). DARC
 zeroes their advantage after GRPO; v is shared by the whole group, so dropping the group is the
 same update up to the loss normaliser (their tokens no longer count in a token mean).
-
-## Termination
-After the answer phase, or after the Questioner when its question is invalid.
 
 ## Arguments
 ``DarcConfig``. Stage 1 defaults to ``WordProblemCorpus``; give every env one shared
@@ -68,8 +66,7 @@ different models). Stage-1 ``solver``/``student``/``judge`` are the base model, 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from selfplay_gym.envs.curriculum import (
@@ -86,142 +83,34 @@ from selfplay_gym.envs.curriculum import (
     parse_verdict,
     usable,
 )
-from selfplay_gym.envs.mode import Mode, Parsed, Recipe, RewardFn, role_of
+from selfplay_gym.envs.graders import Grader, GraderBudget, get_grader
+from selfplay_gym.envs.mode import Mode, Parsed, Recipe, RewardFn, agent_index, role_of
+from selfplay_gym.envs.modes.darc_prompts import (
+    ANSWER_RULES,
+    CATEGORICAL_INSTRUCTION,
+    CONTEXT_USER,
+    DEFINITIONS,
+    EXAMPLE,
+    JUDGE_SYSTEM,
+    JUDGE_USER,
+    MCQ_EXAMPLE,
+    QUESTIONER_PROMPT,
+    SOLVER_SYSTEM,
+)
+from selfplay_gym.envs.modes.darc_rewards import (
+    difficulty_reward,
+    distill_reward,
+    ranking_penalties,
+    solve_rate,
+)
 from selfplay_gym.envs.tasks import WordProblemCorpus
-from selfplay_gym.envs.verify import equivalent, majority_vote
+from selfplay_gym.envs.verify import majority_vote
 from selfplay_gym.types import Episode, Messages, Turn
 
-DEFINITIONS = {
-    1: "Easy: uses 1-2 spans; 1-2 reasoning steps; simple inference or transformation.",
-    2: "Moderate: uses at least 2 distinct spans; 2-3 reasoning steps; combines multiple facts.",
-    3: "Hard: uses 3+ distant spans across the document; 5+ reasoning steps; requires global "
-       "synthesis, constrained reasoning, or multi-stage calculations.",
-}
-ANSWER_RULES = {
-    "integer": "a JSON integer", "float": "a JSON number with a decimal point",
-    "categorical": "one option letter as a JSON string; list at least 3 options in the "
-                   "question, one per line, as 'A. ...', 'B. ...', 'C. ...'",
-    "boolean": 'the JSON string "true" or "false"', "string": "one to three words",
-    "expression": "a short mathematical expression as a JSON string",
-}
-EXAMPLE = {
-    "analysis": "Easy: one fact (23 coins, exactly one counterfeit), one subtraction step.",
-    "question": "A collection contains 23 coins. Exactly one of them is counterfeit. "
-                "How many of the coins are genuine?",
-    "intermediate_results": {"step1_count_genuine": "23 - 1 = 22 genuine coins."},
-    "answer": 22, "solving_time_estimate": 1,
-    "required_concepts": ["Basic counting", "Subtraction"],
-    "potential_errors": ["Subtracting more than one coin"],
-}
-MCQ_EXAMPLE = EXAMPLE | {"question": EXAMPLE["question"] + "\nA. 21\nB. 22\nC. 23\nD. 24",
-                         "answer": "B"}
-QUESTIONER_PROMPT = """Your task is to generate a single self-contained question and its correct \
-answer inspired by the given document. The question must strictly satisfy both the difficulty \
-level and the answer_type constraints. Output exactly one JSON object; all reasoning goes in \
-its "analysis" field.
-
-## Document
-[BEGIN]
-{document}
-[END]
-
-## Difficulty Level
-difficulty_id: {difficulty}. Follow this operational definition: {definition}
-
-## Answer Type
-answer_type: {answer_type}. The "answer" field must be {answer_rule}.
-
-## Core Requirements for the Question
-1. Inspired by the document, but self-contained: understandable by someone who sees only it.
-2. Never mention "the document" or "the text"; define every variable in the question itself.
-3. Its reasoning steps and the spans it combines must match the difficulty level.
-4. The answer must be unique, unambiguous and consistent with the document.
-5. Don't copy the question from the document.
-
-## Output Format (STRICT)
-Exactly one JSON object with exactly these keys: "analysis" (string), "question" (string), \
-"intermediate_results" (object), "answer", "solving_time_estimate" (number, minutes), \
-"required_concepts" (array of strings), "potential_errors" (array of strings).
-
-## Example (structure only; do not copy)
-{example}"""
-SOLVER_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
-CATEGORICAL_INSTRUCTION = ("\nPlease reason step by step, and put your final answer option within "
-                           "\\boxed{}. Only put the letter in the box, e.g. \\boxed{A}. There is "
-                           "only one correct answer.")
-CONTEXT_USER = ("Read the following context and answer the question.\n\n"
-                "Context:\n{document}\n\nQuestion: {question}")
-JUDGE_SYSTEM = "You are a precise judge. Reply with yes or no only."
-JUDGE_USER = ("Do you think this question `{question}` is related to the following text:"
-              "{document}\n\nReturn with yes or no, no other text.")
+__all__ = ["DarcConfig", "DarcMode", "difficulty_reward", "distill_reward", "ranking_penalties",
+           "solve_rate"]
 
 
-# --- reward terms (pure) -----------------------------------------------------------------------
-def difficulty_reward(
-    s: float | None, difficulty: int, targets: Sequence[float] = (0.8, 0.5, 0.2)
-) -> float:
-    """DARC's Questioner reward: ``1 - |s - tau_d|`` if s > 0, -0.1 if s = 0, -1 if invalid.
-
-    s: the no-document solve rate (None: no valid gold or no usable answer); tau_d =
-    ``targets[d - 1]``, {1: 0.8, 2: 0.5, 3: 0.2} (difficulty_aware_questioner.py).
-    """
-    if s is None or s < 0 or not 1 <= difficulty <= len(targets):
-        return -1.0
-    return -0.1 if s == 0 else 1.0 - abs(s - targets[difficulty - 1])
-
-
-def ranking_penalties(
-    items: Sequence[tuple[Hashable, int, float, float] | None],
-    margin: float = 0.2,
-    weight: float = 0.5,
-) -> list[float]:
-    """DARC's per-document ranking term: each reward's change (<= 0), in input order.
-
-    ``items[i] = (document, difficulty, s, reward)``, None if ineligible (DARC ranks questions
-    with s >= 0 and reward >= 0 after the copy/relatedness checks). Per document, stable-sort by
-    difficulty; for each adjacent pair with d_lo < d_hi, ``pen = max(0, s_hi + margin - s_lo)``
-    and both rewards become ``max(0, r - weight * pen)``: the floor is on the reward.
-    """
-    rewards = [item[3] if item else 0.0 for item in items]
-    by_doc: dict[Hashable, list[int]] = defaultdict(list)
-    for i, item in enumerate(items):
-        if item is not None:
-            by_doc[item[0]].append(i)
-    for members in by_doc.values():
-        members.sort(key=lambda i: items[i][1])
-        for lo, hi in zip(members, members[1:], strict=False):
-            pen = max(0.0, items[hi][2] + margin - items[lo][2])
-            if items[hi][1] > items[lo][1] and pen > 0:
-                rewards[lo] = max(0.0, rewards[lo] - weight * pen)
-                rewards[hi] = max(0.0, rewards[hi] - weight * pen)
-    return [new - item[3] if item else 0.0 for new, item in zip(rewards, items, strict=True)]
-
-
-def solve_rate(answers: Sequence[str | None], correct: Sequence[bool]) -> float | None:
-    """s = matches / m over the no-document answers; None (invalid) if none is usable.
-
-    As DARC's server: a missing box reads "None", which counts in m and never matches; when no
-    sample has a usable answer the question scores -1. (It also leaves empty ``\\boxed{}``
-    samples out of m; here they count, as wrong.)
-    """
-    return sum(correct) / len(answers) if any(map(usable, answers)) else None
-
-
-def distill_reward(
-    answer: str | None, fmt: bool, label: str | None, format_weight: float = 0.05
-) -> float:
-    """DARC's stage-2 student reward: ``(1 - w) acc + w fmt`` with w = 0.05, and 0 if fmt = 0.
-
-    fmt: a ``\\boxed{}`` plus some text outside it; acc: the boxed answer is equivalent to the
-    teacher majority label (difficulty_aware_solver.py).
-    """
-    if not fmt:
-        return 0.0
-    acc = usable(answer) and bool(label) and equivalent(answer, label)
-    return (1.0 - format_weight) * float(acc) + format_weight
-
-
-# --- the mode ----------------------------------------------------------------------------------
 @dataclass
 class DarcConfig:
     stage: int = 1
@@ -252,6 +141,10 @@ class DarcConfig:
     min_vote_fraction: float = 0.3
     """Stage-2 students train only when this share of teachers agree (DARC: >= 3 of 8)."""
     judge_format_penalty: float = -1.0
+    grader: str = "math_verify"
+    """Answer comparison (gold vote, solve rate, student reward): 'math_verify' or 'mathruler'."""
+    grader_budget_s: float = 10.0
+    """Comparison seconds per episode phase, then exact match only (``graders.GraderBudget``)."""
     curriculum: CurriculumTask | None = None
     """Stage 2's default task; one object given to every env of a vector env shares its cursor."""
 
@@ -272,13 +165,10 @@ class DarcConfig:
             raise ValueError(f"target_accuracy needs 3 values in [0, 1]: {self.target_accuracy}")
         if not (0 <= self.format_weight <= 1 and 0 <= self.min_vote_fraction <= 1):
             raise ValueError("format_weight and min_vote_fraction must lie in [0, 1]")
+        get_grader(self.grader)
         if self.curriculum is not None and not isinstance(self.curriculum, CurriculumTask):
             raise TypeError("curriculum must be a CurriculumTask, e.g. "
                             "CurriculumTask(build_curriculum(stage1_episodes))")
-
-
-def _index(agent: str) -> int:
-    return int(agent.rsplit("_", 1)[1])
 
 
 class DarcMode(Mode):
@@ -291,9 +181,14 @@ class DarcMode(Mode):
                   "teacher": "solver", "judge": "solver"},
     )
     """Stage 1 trains the Questioner against the untrained (so base-model) "solver" adapter;
-    stage 2 trains that adapter as student and teacher on the curriculum stage 1 wrote."""
-    """Every role of either stage; an instance narrows ``roles`` to its stage's."""
+    stage 2 trains that adapter as student and teacher on the curriculum stage 1 wrote; an
+    instance narrows ``roles`` (every role of either stage) to its stage's."""
     Config = DarcConfig
+
+    @property
+    def grader(self) -> Grader:
+        """The one answer comparison of the gold vote, the solve rate and the student reward."""
+        return get_grader(self.config.grader)
 
     def __init__(self, config: DarcConfig | None = None):
         super().__init__(config)
@@ -404,10 +299,10 @@ class DarcMode(Mode):
         else:
             key = {"solver": "doc_answers", "teacher": "teacher_answers"}.get(turn.role, "answers")
             n = len(self._view(turn.role))
-            fields.setdefault(key, [None] * n)[_index(turn.agent)] = turn.parsed.get("answer")
+            fields.setdefault(key, [None] * n)[agent_index(turn.agent)] = turn.parsed.get("answer")
             if turn.role == "student":
                 formats = fields.setdefault("formats", [False] * n)
-                formats[_index(turn.agent)] = turn.parsed.get("format", False)
+                formats[agent_index(turn.agent)] = turn.parsed.get("format", False)
 
     def end_phase(self, agents, episode: Episode) -> None:
         fields = episode.fields
@@ -419,12 +314,14 @@ class DarcMode(Mode):
             fields["label"], fields["vote_fraction"] = vote.answer, vote.agreement
             return
         answer_type = fields["answer_type"]
-        vote = majority_vote([a if usable(a) else None for a in fields["doc_answers"]])
+        grader = GraderBudget(self.grader, self.config.grader_budget_s)
+        vote = majority_vote([a if usable(a) else None for a in fields["doc_answers"]], grader)
         gold = canonical_gold(vote.answer, answer_type)
         fields["gold"], fields["gold_agreement"] = gold, vote.valid_agreement
         for key, source in (("doc_correct", "doc_answers"), ("correct", "answers")):
-            fields[key] = [gold is not None and matches_gold(a, gold, answer_type)
+            fields[key] = [gold is not None and matches_gold(a, gold, answer_type, grader)
                            for a in fields[source]]
+        fields["grader_over_budget"] = grader.over_budget
         s = None if gold is None else solve_rate(fields["answers"], fields["correct"])
         document = episode.task.get("document") or ""
         ratio = copy_ratio(fields["question"], document, self.config.copy_ngram)
@@ -450,15 +347,15 @@ class DarcMode(Mode):
 
     def label_reward(self, episode: Episode, agent: str) -> float:
         key = "correct" if role_of(agent) == "student" else "doc_correct"
-        return float(episode.fields[key][_index(agent)]) if key in episode.fields else 0.0
+        return float(episode.fields[key][agent_index(agent)]) if key in episode.fields else 0.0
 
     def student_reward(self, episode: Episode, agent: str) -> float:
         fields = episode.fields
         if self.config.stage == 1:
             return self.label_reward(episode, agent)
-        i = _index(agent)
+        i = agent_index(agent)
         return distill_reward(fields["answers"][i], fields["formats"][i], fields.get("label"),
-                              self.config.format_weight)
+                              self.config.format_weight, self.grader)
 
     def teacher_reward(self, episode: Episode, agent: str) -> float:
         """0: teacher samples are labels and a confidence, never trained."""

@@ -20,22 +20,33 @@ domain. Solver: "reason step by step, put your final answer within \\boxed{}" + 
 Judge: the question and the m final answers.
 
 ## Action
-Text. Questioner: ``<question>...</question>`` then ``\\boxed{answer}`` (both required).
-Solver and judge: any text whose last ``\\boxed{}`` is the answer.
+Text. Questioner: ``<question>...</question>``, then ``\\boxed{answer}`` (the code reads the
+box but never uses it, so only the question block is required; ``require_boxed_question=True``
+requires both). Solver and judge: any text whose last ``\\boxed{}`` is the answer.
 
 ## Rewards
-- Questioner: ``u(p̂) - λ|C|/B``, where p̂ = largest answer cluster / m (self-consistency),
+- Questioner: ``u(p̂) - λ|C|/B``, where p̂ = largest answer cluster / m (self-consistency;
+  a Solver sample without a box votes as "None", as in the code; ``missing_answer="skip"``
+  leaves it out),
   u = min(p̂, 1 - p̂) (code) or 1 - 2|p̂ - 0.5| (paper, ``uncertainty_scale="paper"``), and
   the repetition penalty λ|C|/B over BLEU clusters of the batch is added by the vector env.
-  An unparsable question earns ``questioner_format_penalty`` (-1) instead of u. No clamp
-  (the code's behaviour; the paper writes max(0, .)).
+  An unparsable question earns ``questioner_format_penalty`` (-1) instead of u, and still
+  counts as a singleton in the BLEU clusters (code: -1 - λ/B). No clamp (the code's
+  behaviour; the paper writes max(0, .)).
 - Solver: 1 if its answer is equivalent to the judge's label, else 0;
   ``solver_format_penalty`` (0) without a boxed answer.
 - Judge: 0, or ``judge_format_penalty`` (-1) without a boxed label; R-Zero trains no judge.
 
 ## Training filter
 Solver samples are kept only when the majority agreement over valid answers lies in
-[band_low, band_high] = [0.3, 0.8] (question_evaluate/upload.py) and a label exists.
+[band_low, band_high] = [0.3, 0.8] (question_evaluate/upload.py), a label exists and the
+majority is not "None"; with ``original_filters`` (default) also not for questions that
+contain "box" or "证明" or labels that contain "text" (question_evaluate/evaluate.py).
+
+## Answer equivalence
+Every comparison (clusters, p̂, the band, the judge's label, the Solver reward) goes through
+one grader, ``grader``: "math_verify" (default) or "mathruler", the code's (optional package).
+The differences from the original code are tabled in docs/modes/rzero.md.
 
 ## Version history
 - v0: initial release.
@@ -43,8 +54,10 @@ Solver samples are kept only when the majority agreement over valid answers lies
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from selfplay_gym.envs.graders import Grader, GraderBudget, get_grader
 from selfplay_gym.envs.mode import Mode, Parsed, Recipe, RewardFn, role_of
 from selfplay_gym.envs.rewards import (
     in_band,
@@ -52,7 +65,7 @@ from selfplay_gym.envs.rewards import (
     repetition_penalties,
     uncertainty_reward,
 )
-from selfplay_gym.envs.verify import equivalent, extract_answer, extract_boxed, majority_vote
+from selfplay_gym.envs.verify import extract_answer, extract_boxed, majority_vote
 from selfplay_gym.types import Episode, Messages, Turn
 
 QUESTIONER_SYSTEM = (
@@ -85,6 +98,24 @@ class RZeroConfig:
     band_high: float = 0.8
     answer_fallback: str = "none"
     """What a solver's answer is without a \\boxed{}: 'none' (invalid) or 'last_number'."""
+    grader: str = "math_verify"
+    """How two answers are compared, everywhere: 'math_verify' or 'mathruler' (the code's;
+    ``pip install 'selfplay-gym[mathruler]'``). math_verify is the default so that no optional
+    package is needed."""
+    missing_answer: str = "vote"
+    """A Solver sample without a box: 'vote' (code: it votes as "None" and counts in p̂; a
+    "None" majority gives no label) or 'skip' (out of the vote and of p̂'s denominator)."""
+    require_boxed_question: bool = False
+    """True: the Challenger also needs a closed \\boxed{} (paper); False: the code, which never
+    uses the Challenger's answer."""
+    invalid_in_repetition: bool = True
+    """An unparsable Challenger output is a singleton BLEU cluster, -λ/B (code); False: 0."""
+    original_filters: bool = True
+    """The code's data filters: no Solver training on questions with "box" or "证明" or labels
+    with "text" (evaluate.py), and "1 / 2" read as "1/2" in the Solver reward (math.py)."""
+    grader_budget_s: float = 10.0
+    """Seconds of answer comparisons per episode phase; past it, exact match only, counted in
+    ``fields["grader_over_budget"]`` (``graders.GraderBudget``)."""
 
     def __post_init__(self) -> None:
         if self.num_solvers < 1:
@@ -95,21 +126,45 @@ class RZeroConfig:
             raise ValueError(f"need 0 <= band_low <= band_high <= 1, got {self.band_low}, {self.band_high}")
         if self.answer_fallback not in ("none", "last_number"):
             raise ValueError(f"answer_fallback must be 'none' or 'last_number', got {self.answer_fallback!r}")
+        if self.missing_answer not in ("vote", "skip"):
+            raise ValueError(f"missing_answer must be 'vote' or 'skip', got {self.missing_answer!r}")
+        get_grader(self.grader)
 
 
-def parse_question(text: str) -> Parsed:
-    """The last ``<question>...</question>`` block and the last ``\\boxed{}`` of the text."""
-    start = text.rfind("<question>")
-    end = text.find("</question>", start + 1) if start >= 0 else -1
-    if start < 0 or end < 0:
+_QUESTION_BLOCK = re.compile(r"<question>(.*?)</question>", re.DOTALL)
+_SPACED_OPERATOR = re.compile(r"\s*(<|>|/)\s*")
+NONE_ANSWER = "None"
+"""What mathruler's extractor returns for a sample without a box; R-Zero votes on it."""
+
+
+def parse_question(text: str, require_answer: bool = False) -> Parsed:
+    """The last ``<question>(.*?)</question>`` match and the last ``\\boxed{}`` of the text.
+
+    As caller_penalty.py ``compute_score``: ``re.findall`` with a non-greedy block, the last
+    match taken, so in ``<question>a<question>b</question>`` the question is "a<question>b".
+    The code reads the box but never uses it; ``require_answer`` makes it required.
+    """
+    blocks = _QUESTION_BLOCK.findall(text)
+    if not blocks:
         return Parsed(False, error="no <question>...</question> block")
-    question = text[start + len("<question>") : end].strip()
+    question = blocks[-1].strip()
     if not question:
         return Parsed(False, error="empty <question> block")
     answer = extract_boxed(text)
-    if answer is None:
+    if answer is None and require_answer:
         return Parsed(False, {"question": question}, error="no \\boxed{} answer after the question")
     return Parsed(True, {"question": question, "answer": answer})
+
+
+def tighten_operators(answer: str | None) -> str | None:
+    """``"1 / 2" -> "1/2"``: R-Zero's Solver reward drops spaces around <, > and / (math.py)."""
+    return None if answer is None else _SPACED_OPERATOR.sub(r"\1", answer)
+
+
+def hard_to_grade(question: str | None, label: str | None) -> bool:
+    """R-Zero's evaluate.py drops questions with "证明" or "box" and labels with "text"."""
+    question, label = question or "", label or ""
+    return "证明" in question or "box" in question.lower() or "text" in label.lower()
 
 
 def parse_answer(text: str, fallback: str = "none") -> Parsed:
@@ -132,6 +187,11 @@ class RZeroMode(Mode):
     """R-Zero: Challenger and Solver phases in turn against each other, frozen (paper §4)."""
     Config = RZeroConfig
     scripted_roles = {"judge": "majority"}
+
+    @property
+    def grader(self) -> Grader:
+        """The one answer comparison every cluster, label and reward of this mode uses."""
+        return get_grader(self.config.grader)
 
     def solvers(self) -> tuple[str, ...]:
         return tuple(f"solver_{i}" for i in range(self.config.num_solvers))
@@ -176,7 +236,7 @@ class RZeroMode(Mode):
     # --- parsing ---------------------------------------------------------------------------
     def parse(self, role: str, text: str) -> Parsed:
         if role == "questioner":
-            return parse_question(text)
+            return parse_question(text, self.config.require_boxed_question)
         return parse_answer(text, self.config.answer_fallback)
 
     def record(self, turn: Turn, episode: Episode) -> None:
@@ -193,13 +253,22 @@ class RZeroMode(Mode):
     def end_phase(self, agents, episode: Episode) -> None:
         fields = episode.fields
         if agents and role_of(agents[0]) == "solver":
-            vote = majority_vote(fields["answers"])
-            fields["majority"] = vote.answer
+            votes = fields["answers"]
+            if self.config.missing_answer == "vote":
+                votes = [NONE_ANSWER if a is None else a for a in votes]
+            grader = GraderBudget(self.grader, self.config.grader_budget_s)
+            vote = majority_vote(votes, grader)
+            fields["grader_over_budget"] = grader.over_budget
+            fields["majority"] = None if vote.answer == NONE_ANSWER else vote.answer
             fields["agreement"] = vote.agreement
             fields["valid_agreement"] = vote.valid_agreement
         elif agents and role_of(agents[0]) == "judge":
-            label = fields["label"]
-            fields["correct"] = [bool(label) and equivalent(a, label) for a in fields["answers"]]
+            label, answers = fields["label"], fields["answers"]
+            if self.config.original_filters:
+                label, answers = tighten_operators(label), [tighten_operators(a) for a in answers]
+            grader = GraderBudget(self.grader, self.config.grader_budget_s)
+            fields["correct"] = [bool(label) and bool(a) and grader(a, label) for a in answers]
+            fields["grader_over_budget"] = fields.get("grader_over_budget", 0) + grader.over_budget
 
     # --- rewards ---------------------------------------------------------------------------
     def reward_functions(self) -> dict[str, RewardFn]:
@@ -232,6 +301,7 @@ class RZeroMode(Mode):
             [e.fields.get("question") for e in episodes],
             self.config.repetition_threshold,
             self.config.repetition_weight,
+            missing_as_singletons=self.config.invalid_in_repetition,
         )
         return [{"questioner_0": {"repetition": -p}} for p in penalties]
 
@@ -245,6 +315,13 @@ class RZeroMode(Mode):
         if role_of(agent) != "solver":
             return True
         fields = episode.fields
-        return bool(fields.get("label")) and in_band(
-            fields.get("valid_agreement", 0.0), self.config.band_low, self.config.band_high
-        )
+        label = fields.get("label")
+        if not label or label == NONE_ANSWER or fields.get("majority") is None:
+            return False
+        if self.config.original_filters and hard_to_grade(fields.get("question"), label):
+            return False
+        return in_band(fields.get("valid_agreement", 0.0), self.config.band_low, self.config.band_high)
+
+    def info(self, agent: str, episode: Episode) -> dict:
+        """The fields, and the grader's name, so a scripted majority judge votes as the mode."""
+        return {**episode.fields, "grader": self.config.grader}
