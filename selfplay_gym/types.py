@@ -71,6 +71,21 @@ class Episode:
         return cls.from_dict(json.loads(text))
 
 
+def json_line(row: Any) -> str:
+    """``row`` as one JSONL line (newline included) that a UTF-8 file always accepts.
+
+    Readable UTF-8 where possible; a row holding a lone surrogate ('\\ud800': agents may write
+    any code point) is ``\\u``-escaped throughout instead, which ``json.loads`` reads back to
+    the same text (a high and a low surrogate side by side, as in any JSON, come back as the
+    one character they encode)."""
+    text = json.dumps(row, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(row)
+    return text + "\n"
+
+
 @dataclass(frozen=True)
 class Request:
     """What a policy is asked to act on: one agent's observation plus its info dict.

@@ -31,6 +31,7 @@ R-Zero scores MMLU-Pro, SuperGPQA and BBEH on 1000 rows drawn at random (unseede
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,7 +47,7 @@ from selfplay_gym.eval.items import (
     shuffled_choices,
     text_item,
 )
-from selfplay_gym.eval.sources import load_hub, load_local
+from selfplay_gym.eval.sources import load_hub, load_local, row_location
 
 RowFn = Callable[[Mapping[str, Any], int, int], EvalItem]
 """``fn(row, index, seed) -> EvalItem``; ``seed`` only matters where options are shuffled."""
@@ -70,13 +71,53 @@ class BenchmarkSpec:
     notes: str = ""
 
 
-def _answer_text(value: Any) -> str:
-    """A reference answer as text: first element of a list, ``27.0`` -> ``"27"``."""
+class RowError(ValueError):
+    """A row field that cannot make an item; ``items_from_rows`` adds the file, row and line."""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _text(row: Mapping[str, Any], column: str) -> str:
+    """A question: text that is not blank."""
+    value = row.get(column)
+    if value is None:
+        raise RowError(f"field {column!r} is null or missing; give every row its question")
+    if not isinstance(value, str) or not value.strip():
+        raise RowError(f"field {column!r} is {_short(value)}; it must be the question as text")
+    return value
+
+
+def _answer_text(row: Mapping[str, Any], column: str, what: str = "reference answer") -> str:
+    """An answer as text: first element of a list, ``27.0`` -> ``"27"``; never empty."""
+    value = row.get(column)
     if isinstance(value, (list, tuple)):
-        value = value[0] if value else ""
+        value = value[0] if value else None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return "" if value is None else str(value).strip()
+    if value is None:
+        raise RowError(f"field {column!r} is null or missing; give every row its {what}")
+    if isinstance(value, (dict, list, tuple)) or not str(value).strip():
+        raise RowError(f"field {column!r} is {_short(value)}; it must be the {what} as text")
+    return str(value).strip()
+
+
+def _options(row: Mapping[str, Any], column: str = "options") -> list[str]:
+    """Option texts in letter order: a list of 2 to 26 texts (a string is not a list)."""
+    value = row.get(column)
+    if not isinstance(value, (list, tuple)):
+        raise RowError(
+            f"field {column!r} is {_short(value)}; options must be a list of the option "
+            'texts in letter order, such as ["Paris", "Rome", "Oslo"]'
+        )
+    if not 2 <= len(value) <= len(LETTERS):
+        raise RowError(f"field {column!r} has {len(value)} options; give 2 to {len(LETTERS)}")
+    for i, option in enumerate(value):
+        if option is None or isinstance(option, (dict, list, tuple)):
+            raise RowError(f"field {column!r}: option {i + 1} is {_short(option)}; give its text")
+    return [str(option) for option in value]
 
 
 def _row_id(row: Mapping[str, Any], column: str | None, index: int) -> str:
@@ -86,31 +127,36 @@ def _row_id(row: Mapping[str, Any], column: str | None, index: int) -> str:
 
 def _math(question: str, answer: str, id_column: str | None = None) -> RowFn:
     def convert(row: Mapping[str, Any], index: int, seed: int) -> EvalItem:
-        return math_item(_row_id(row, id_column, index), row[question], _answer_text(row[answer]))
+        return math_item(
+            _row_id(row, id_column, index), _text(row, question), _answer_text(row, answer)
+        )
 
     return convert
 
 
 def _gsm8k(row: Mapping[str, Any], index: int, seed: int) -> EvalItem:
     """GSM8K's answer column is the worked solution ending in ``#### <number>``."""
-    solution = str(row["answer"])
-    if "####" not in solution:
-        raise ValueError(f"gsm8k row {index}: answer has no '#### <number>' line: {solution!r}")
-    final = solution.rsplit("####", 1)[1].strip().replace(",", "")
-    return math_item(str(index), row["question"], final)
+    solution = _answer_text(row, "answer")
+    final = solution.rsplit("####", 1)[1].strip().replace(",", "") if "####" in solution else ""
+    if not final:
+        raise RowError(
+            f"field 'answer' has no '#### <number>' line ({_short(solution)}); end it with one"
+        )
+    return math_item(str(index), _text(row, "question"), final)
 
 
 def _lettered(letter_column: str, id_column: str) -> RowFn:
     """MMLU-Pro / SuperGPQA: an ``options`` list and the correct letter in its own column."""
 
     def convert(row: Mapping[str, Any], index: int, seed: int) -> EvalItem:
-        options = list(row["options"])
-        letter = str(row[letter_column]).strip().upper()
+        options = _options(row)
+        letter = _answer_text(row, letter_column).upper()
         if letter not in LETTERS[: len(options)]:
-            raise ValueError(
-                f"row {index}: answer {letter!r} does not name one of {len(options)} options"
+            raise RowError(
+                f"field {letter_column!r} is {letter!r}, which names none of the "
+                f"{len(options)} options; give a letter A to {LETTERS[len(options) - 1]}"
             )
-        return choice_item(_row_id(row, id_column, index), row["question"], options, letter)
+        return choice_item(_row_id(row, id_column, index), _text(row, "question"), options, letter)
 
     return convert
 
@@ -118,17 +164,19 @@ def _lettered(letter_column: str, id_column: str) -> RowFn:
 def _gpqa(row: Mapping[str, Any], index: int, seed: int) -> EvalItem:
     """GPQA keeps the right answer in ``Correct Answer``: shuffle it in, fixed by (seed, id)."""
     row_id = _row_id(row, "Record ID", index)
-    wrong = [_answer_text(row[f"Incorrect Answer {i}"]) for i in (1, 2, 3)]
+    wrong = [_answer_text(row, f"Incorrect Answer {i}", "wrong option") for i in (1, 2, 3)]
     choices, letter = shuffled_choices(
-        _answer_text(row["Correct Answer"]), wrong, key=row_id, seed=seed
+        _answer_text(row, "Correct Answer"), wrong, key=row_id, seed=seed
     )
-    return choice_item(row_id, row["Question"], choices, letter)
+    return choice_item(row_id, _text(row, "Question"), choices, letter)
 
 
 def _bbeh(row: Mapping[str, Any], index: int, seed: int) -> EvalItem:
     task = row.get("task")
     return text_item(
-        f"{task}-{index}" if task else str(index), row["question"], _answer_text(row["answer"])
+        f"{task}-{index}" if task else str(index),
+        _text(row, "question"),
+        _answer_text(row, "answer"),
     )
 
 
@@ -180,11 +228,18 @@ def benchmark_spec(name: str) -> BenchmarkSpec:
 
 
 def items_from_rows(
-    spec: BenchmarkSpec, rows: Any, *, seed: int = 0, indices: Sequence[int] | None = None
+    spec: BenchmarkSpec,
+    rows: Any,
+    *,
+    seed: int = 0,
+    indices: Sequence[int] | None = None,
+    locate: Callable[[int], str] | None = None,
 ) -> list[EvalItem]:
     """Every row converted; ``indices`` are the rows' places in the full set (ids use them).
 
-    Missing columns are named up front; a repeated id gets ``#index`` so ids stay unique.
+    Missing columns are named up front; a repeated id gets ``#index`` so ids stay unique. A
+    field no item can be made of is a ValueError starting with ``locate(index)`` (the file,
+    row and line of local data; by default the benchmark and row).
     """
     columns = set(rows.column_names) if hasattr(rows, "column_names") else set().union(*rows)
     missing = [c for c in spec.columns if c not in columns]
@@ -193,7 +248,11 @@ def items_from_rows(
     indices = range(len(rows)) if indices is None else indices
     items, seen = [], set()
     for index, row in zip(indices, rows, strict=True):
-        item = spec.row_to_item(row, index, seed)
+        try:
+            item = spec.row_to_item(row, index, seed)
+        except RowError as exc:
+            where = locate(index) if locate else f"{spec.name}, row {index + 1}"
+            raise ValueError(f"{where}: {exc}") from None
         if item.id in seen:
             item = replace(item, id=f"{item.id}#{index}")
         seen.add(item.id)
@@ -225,4 +284,5 @@ def load_benchmark(
         draw = np.random.default_rng(seed).choice(len(rows), subsample, replace=False)
         indices = np.sort(draw).tolist()
         rows = rows.select(indices)
-    return items_from_rows(spec, rows, seed=seed, indices=indices)
+    locate = None if data is None else functools.partial(row_location, data)
+    return items_from_rows(spec, rows, seed=seed, indices=indices, locate=locate)

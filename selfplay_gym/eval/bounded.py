@@ -52,7 +52,8 @@ class BoundedChecker:
     """Calls ``fn(candidate, reference)`` in a worker process; past ``timeout`` s it is wrong.
 
     Thread-safe (one check at a time); verdicts are cached, timeouts included, so a hostile
-    pair costs its deadline once. ``timeouts`` counts the checks that were cut off.
+    pair costs its deadline once. ``timeouts`` counts the checks that ran out of time: cut off
+    here, or stopped by ``fn``'s own timeout (a verdict with method ``"timeout"``).
     """
 
     def __init__(
@@ -111,6 +112,8 @@ class BoundedChecker:
                 conn.send(key)
                 if conn.poll(self.timeout):
                     verdict = conn.recv()
+                    if verdict.method == "timeout":  # fn's own timeout stopped it
+                        self.timeouts += 1
                 else:
                     self.timeouts += 1
                     self._restart_next_time()

@@ -2,7 +2,8 @@
 
 * ``math``: the last ``\\boxed{}`` (the papers' protocol; no boxed answer is wrong), compared to
   the reference by ``verify.check_equivalence`` inside a ``BoundedChecker`` worker, so a hung
-  check is cut off, counted as wrong and recorded with method ``"timeout"``.
+  check is cut off, counted as wrong and recorded with method ``"timeout"``; so is one that
+  math-verify's own (inner) timeout stops.
 * ``choice``: the option letter in the last box (``B``, ``(B)``, ``\\text{B}``, ``B. text``, or
   the option's full text), else a trailing ``Answer: B``; right iff it is the reference letter.
 * ``text`` (BBEH): the boxed answer, else the text after the last "answer is"; compared with
@@ -123,8 +124,15 @@ def fuzzy_match(prediction: str, reference: str) -> bool:
 
 # --- math --------------------------------------------------------------------------------------
 def math_verdict(candidate: str, reference: str, timeout_seconds: int = 3) -> Verdict:
-    """``check_equivalence`` as run inside the worker (its main thread: alarms work there)."""
-    return check_equivalence(candidate, reference, timeout_seconds=timeout_seconds)
+    """``check_equivalence`` as run inside the worker (its main thread: alarms work there).
+
+    math-verify's own timeout comes back as an ``"error"`` verdict holding its
+    ``TimeoutException``; it is a timeout here, counted with those of the worker's deadline.
+    """
+    verdict = check_equivalence(candidate, reference, timeout_seconds=timeout_seconds)
+    if verdict.method == "error" and (verdict.error or "").startswith("TimeoutException"):
+        return Verdict(False, "timeout", error=verdict.error)
+    return verdict
 
 
 class AnswerChecker:

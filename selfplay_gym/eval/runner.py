@@ -21,7 +21,13 @@ from selfplay_gym.eval.benchmarks import load_benchmark
 from selfplay_gym.eval.checking import AnswerChecker
 from selfplay_gym.eval.items import EvalItem
 from selfplay_gym.eval.metrics import accuracy, domain_averages, majority_correct, mean_pass_at_k
-from selfplay_gym.eval.records import RECORDS, append_records, pin_settings, read_records
+from selfplay_gym.eval.records import (
+    RECORDS,
+    RESUME_FIELDS,
+    append_records,
+    pin_settings,
+    read_records,
+)
 from selfplay_gym.eval.report import markdown_report, metric_names
 from selfplay_gym.types import Completion, Messages
 
@@ -153,7 +159,7 @@ def evaluate(
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         pin_settings(output_dir, settings)
         records_path = Path(output_dir) / RECORDS
-        done = read_records(records_path)
+        done = read_records(records_path, RESUME_FIELDS)
     own_checker = checker is None
     checker = checker or AnswerChecker()
     try:

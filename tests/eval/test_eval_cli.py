@@ -40,6 +40,22 @@ def test_cli_evaluates_a_local_model_on_a_local_file(random_model_dir, tmp_path,
     assert "| gsm8k | 3 |" in printed and str(out) in printed
 
 
+def test_cli_model_tiny_is_the_embedded_model_as_in_train(tmp_path):
+    from selfplay_gym.agents.tiny import tiny_model_dir
+    from selfplay_gym.eval.cli import build_engine, build_parser
+
+    engine = build_engine(build_parser().parse_args(["--model", "tiny"]))
+    assert engine.tokenizer.name_or_path == str(tiny_model_dir())
+    out = tmp_path / "eval"
+    args = ["--model", "tiny", "--benchmarks", "gsm8k", "--data", f"gsm8k={fixture_path('gsm8k')}"]
+    assert main([*args, "--max-new-tokens", "6", "--limit", "2", "--output-dir", str(out),
+                 "--no-progress"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["settings"]["model"] == "tiny" and results["benchmarks"]["gsm8k"]["questions"] == 2
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 2 and records[0]["benchmark"] == "gsm8k"
+
+
 def test_cli_lists_benchmarks(capsys):
     assert main(["--list"]) == 0
     printed = capsys.readouterr().out

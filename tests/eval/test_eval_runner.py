@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -9,6 +10,8 @@ from eval_helpers import ScriptedBackend, fixture_path
 
 from selfplay_gym.agents.hf import HFBackend
 from selfplay_gym.eval.benchmarks import load_benchmark
+from selfplay_gym.eval.checking import AnswerChecker, math_verdict
+from selfplay_gym.eval.items import math_item
 from selfplay_gym.eval.records import read_records
 from selfplay_gym.eval.runner import evaluate
 
@@ -65,6 +68,22 @@ def test_scores_files_and_records(tmp_path):
         records[("mmlu_pro", "72")]["extracted"] == ["B"]
         and records[("mmlu_pro", "72")]["answer"] == "C"
     )
+
+
+def test_math_verify_running_out_of_time_counts_as_a_check_timeout(tmp_path):
+    """Once recorded as method "error", with 0 in the "check timeouts" column."""
+    # Unbounded, math-verify compares these for about 40 s; its own 1 s timeout stops it.
+    inner_1s = functools.partial(math_verdict, timeout_seconds=1)
+    items = {"hostile": [math_item("h", "Expand.", "(x+2)^{2000}")]}
+    backend = ScriptedBackend(lambda prompt, index: "\\boxed{(x+1)^{2000}}")
+    with AnswerChecker(timeout=30.0, math_fn=inner_1s) as checker:
+        results = evaluate(backend, items, checker=checker, output_dir=tmp_path, progress=False)
+        assert checker.timeouts == 1
+    record = read_records(tmp_path / "records.jsonl")[("hostile", "h")]
+    assert record["methods"] == ["timeout"] and record["correct"] == [False]
+    assert record["errors"][0].startswith("TimeoutException")  # math-verify's, not the deadline's
+    assert results["benchmarks"]["hostile"]["check_timeouts"] == 1
+    assert "| hostile | 1 | 0.0 | 0.0 | 0.0 | 1 |" in (tmp_path / "results.md").read_text()
 
 
 def test_sampling_metrics(tmp_path):
