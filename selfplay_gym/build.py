@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,6 @@ from selfplay_gym.agents.hf import HFBackend
 from selfplay_gym.agents.policy import Backend, LLMPolicy, RoleConfig, SamplingConfig
 from selfplay_gym.agents.scripted import scripted_policy
 from selfplay_gym.algorithms import distributed
-from selfplay_gym.algorithms.checkpoint import latest_checkpoint
 from selfplay_gym.algorithms.losses import PRESETS, AlgorithmConfig
 from selfplay_gym.algorithms.replay import StaggeredReplay
 from selfplay_gym.algorithms.schedules import schedule_from_name
@@ -30,15 +30,26 @@ from selfplay_gym.envs.registry import mode_class
 from selfplay_gym.envs.vector import SelfPlayVectorEnv
 from selfplay_gym.plots import read_jsonl
 from selfplay_gym.types import Episode
+from selfplay_gym.validation import (
+    check_output_dir,
+    check_resume,
+    record_run,
+    validate_config,
+    value_problem,
+)
 
 
 def resolve_model(name: str) -> str:
-    """"tiny" means the embedded model, built and cached on first use."""
+    """"tiny" means the embedded model, built and cached on first use; any other name must be a
+    model directory or a hub id this machine can load, else one line says why (``locate_model``:
+    a directory that does not exist, a hub that is offline or unreachable)."""
     if name == "tiny":
         from selfplay_gym.agents.tiny import tiny_model_dir
 
         return str(tiny_model_dir())
-    return name
+    from selfplay_gym.agents.loading import locate_model
+
+    return locate_model(name)
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,8 @@ class RunPlan:
 
 
 def plan_run(cfg: RunConfig) -> RunPlan:
-    """Look the mode up once and resolve everything the config leaves to it."""
+    """Check the config, look the mode up once and resolve everything the config leaves to it."""
+    validate_config(cfg)
     mode = mode_class(cfg.mode)
     recipe = mode.recipe
     cfg = dataclasses.replace(
@@ -93,7 +105,23 @@ def _mode_options(cfg: RunConfig, mode: type[Mode]) -> dict[str, Any]:
             options[key] = json.loads(text)
         except json.JSONDecodeError:
             options[key] = text
+        options[key] = _check_option(item, key, options[key], mode)
     return options
+
+
+def _check_option(item: str, key: str, value: Any, mode: type[Mode]) -> Any:
+    """``value`` against the annotation of the mode's Config field (a JSON list becomes a tuple
+    where a tuple goes), so a wrong type is named here, not as a TypeError mid-episode."""
+    try:
+        hint = typing.get_type_hints(mode.Config)[key]
+    except (NameError, TypeError):  # an annotation this process cannot resolve: trust the value
+        return value
+    if typing.get_origin(hint) is tuple and isinstance(value, list):
+        value = tuple(value)
+    problem = value_problem(value, hint)
+    if problem:
+        raise ValueError(f"--options {item!r}: {problem} for option {key!r} of mode {mode.name!r}")
+    return value
 
 
 def _scripted_roles(cfg: RunConfig, mode: type[Mode]) -> dict[str, str]:
@@ -242,12 +270,17 @@ def train_from_config(
     holds a run needs ``resume`` or ``overwrite`` (``claim_output_dir``).
     """
     plan = plan_run(cfg)
+    check_output_dir(cfg.train.output_dir)
     claim_output_dir(cfg.train.output_dir, resume, overwrite)
+    if resume:
+        check_resume(plan.cfg, cfg.train.output_dir, plan.adapter_names)
+    if distributed.world().is_main:
+        record_run(plan.cfg, cfg.train.output_dir)
     stages = plan.mode.recipe.stages
     if cfg.train_roles or len(stages) == 1:
         trainer = build_trainer(plan, backend, generator=generator)
         if resume:
-            print(f"resuming at iteration {trainer.resume()}")
+            print(f"resuming at iteration {trainer.resume(missing_ok=True)}")
         return trainer.train()
     total, n = cfg.train.iterations, len(stages)
     early = cfg.stage_iterations or max(1, total // n)  # each stage but the last; it gets the rest
@@ -267,7 +300,7 @@ def train_from_config(
             options = trainer.venv.mode.next_stage_options(episodes)
             backend, generator = trainer.learner, trainer.generator
         trainer = build_trainer(stage_plan, backend, options, generator)
-        if resume and latest_checkpoint(stage_plan.cfg.train.output_dir):
-            print(f"stage {k}: resuming at iteration {trainer.resume()}")
+        if resume:
+            print(f"stage {k}: resuming at iteration {trainer.resume(missing_ok=True)}")
         history += [{"stage": k, **row} for row in trainer.train()]
     return history

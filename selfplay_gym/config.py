@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from selfplay_gym.algorithms.trainer import TrainConfig
+from selfplay_gym.validation import check_types
 
 
 @dataclass
@@ -30,6 +31,10 @@ class ModelConfig:
     """None: CUDA when available, else CPU."""
     dtype: str | None = None
     """None: bfloat16 on CUDA, float32 on CPU."""
+    chat_template: str | None = None
+    """A jinja chat template, or the path of a file holding one, set on the tokenizer when the
+    model loads (learner and vLLM engine), replacing its own. For a tokenizer that has none
+    (prompts would otherwise be plain "role: content" lines) or whose template does not fit."""
 
 
 ENGINES = ("hf", "vllm", "openai")
@@ -109,12 +114,16 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
             value = from_dict(hint, value)
-        elif typing.get_origin(hint) is tuple or (
-            isinstance(hint, types.GenericAlias) and hint.__origin__ is tuple
-        ):
-            value = tuple(value)
+        elif typing.get_origin(hint) is tuple and isinstance(value, list):
+            value = tuple(value)  # anything else is named by check_types
+        elif float in (hint, *typing.get_args(hint)) and isinstance(value, str) and _YAML_FLOAT.fullmatch(value):
+            value = float(value)
         values[key] = value
     return cls(**values)
+
+
+_YAML_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+"""``1e-4``: YAML 1.1 (PyYAML) reads a number with an exponent but no dot as a string."""
 
 
 def load_config(path: str | Path) -> RunConfig:
@@ -124,4 +133,6 @@ def load_config(path: str | Path) -> RunConfig:
         raise FileNotFoundError(f"config file {path} does not exist")
     text = path.read_text()
     data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    return from_dict(RunConfig, data or {})
+    cfg = from_dict(RunConfig, data or {})
+    check_types(cfg)  # before flags are parsed over it: tyro only warns about wrong types
+    return cfg

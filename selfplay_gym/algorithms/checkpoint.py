@@ -88,7 +88,14 @@ def save_checkpoint(
     keep: int = 2,
 ) -> Path:
     """Write adapters (peft format), optimizer states and ``state`` for a finished iteration,
-    then the manifest, then move the directory into place."""
+    then the manifest, then move the directory into place. Refuses (before writing anything)
+    when a weight or optimizer state is NaN or infinite: resuming from it could never recover."""
+    for adapter, optimizer in optimizers.items():
+        problem = nonfinite_state(learner.adapter_parameters(adapter), optimizer)
+        if problem:
+            raise ValueError(f"refusing to save checkpoint {iteration}: adapter {adapter!r} has "
+                             f"{problem}; the update diverged, lower --train.learning-rate (the "
+                             "checkpoints already saved are untouched)")
     final = checkpoint_dir(output_dir, iteration)
     partial = final.with_name(final.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -107,6 +114,18 @@ def save_checkpoint(
     for stale in final.parent.glob(f"{PREFIX}*.partial"):  # a save that a kill cut short
         shutil.rmtree(stale, ignore_errors=True)
     return final
+
+
+def nonfinite_state(params: Mapping[str, torch.Tensor], optimizer: torch.optim.Optimizer) -> str | None:
+    """What of an adapter's weights and optimizer state is NaN or infinite, or None."""
+    weights = [name for name, p in params.items() if not bool(torch.isfinite(p.detach()).all())]
+    if weights:
+        return f"non-finite weights in {len(weights)} of {len(params)} tensors (e.g. {weights[0]})"
+    moments = [t for state in optimizer.state.values() for t in state.values()
+               if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if moments:
+        return f"non-finite optimizer state in {len(moments)} tensors"
+    return None
 
 
 def load_checkpoint(path: Path, learner: Any, optimizers: Mapping[str, torch.optim.Optimizer]) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from selfplay_gym.envs.episode_log import format_episode
-from selfplay_gym.types import Episode
+from selfplay_gym.types import Episode, json_line
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -22,7 +22,7 @@ def read_rows(path: Path) -> list[dict]:
     broken line anywhere else is corruption, named with its file and line number."""
     if not path.exists():
         return []
-    lines = path.read_text(errors="replace").splitlines()
+    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")  # see _LINE
     rows = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -45,7 +45,7 @@ def read_rows(path: Path) -> list[dict]:
 def _truncate_jsonl(path: Path, keep_through: int) -> None:
     if path.exists():
         kept = [row for row in read_rows(path) if row.get("iteration", -1) <= keep_through]
-        path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in kept))
+        path.write_text("".join(json_line(row) for row in kept), encoding="utf-8")
 
 
 def _truncate_episode_log(path: Path, keep_through: int) -> None:
@@ -53,16 +53,22 @@ def _truncate_episode_log(path: Path, keep_through: int) -> None:
     if not path.exists():
         return
     kept, keep = [], True
-    for line in path.read_text(errors="replace").splitlines(keepends=True):
+    for line in _LINE.findall(path.read_text(encoding="utf-8", errors="replace")):
         header = _SECTION.match(line)
         if header:
             keep = int(header.group(1)) <= keep_through
         if keep:
             kept.append(line)
-    path.write_text("".join(kept))
+    path.write_text("".join(kept), encoding="utf-8", errors=TEXT_ERRORS)
 
 
 _SECTION = re.compile(r"##### iteration (-?\d+)$")
+_LINE = re.compile(r"[^\n]*\n|[^\n]+\Z")
+"""A line ends at "\\n" only: ``str.splitlines`` also breaks at "\\x85", "\\u2028" and other
+characters that an agent may write and JSON keeps unescaped inside one line."""
+TEXT_ERRORS = "backslashreplace"
+"""The readable log writes a lone surrogate ('\\ud800'), which UTF-8 cannot hold, as its escape;
+the JSON records keep the exact text."""
 
 
 class RunLog:
@@ -93,11 +99,11 @@ class RunLog:
             self.writer.flush()
 
     def episodes(self, iteration: int, episodes: Sequence[Episode], readable: int) -> None:
-        with self.episodes_path.open("a") as f:
+        with self.episodes_path.open("a", encoding="utf-8") as f:
             for episode in episodes:
-                f.write(json.dumps({"iteration": iteration, **episode.to_dict()}, ensure_ascii=False) + "\n")
+                f.write(json_line({"iteration": iteration, **episode.to_dict()}))
         if readable:
-            with self.log_path.open("a") as f:
+            with self.log_path.open("a", encoding="utf-8", errors=TEXT_ERRORS) as f:
                 f.write(f"##### iteration {iteration}\n")
                 for episode in episodes[:readable]:
                     f.write(format_episode(episode) + "\n\n")

@@ -34,7 +34,7 @@ from selfplay_gym.algorithms.samples import (
     pad_right,
 )
 from selfplay_gym.algorithms.schedules import Schedule
-from selfplay_gym.algorithms.update import Learner, UpdateConfig, update_adapter
+from selfplay_gym.algorithms.update import Learner, NonFiniteGuard, UpdateConfig, update_adapter
 from selfplay_gym.envs.mode import role_of
 from selfplay_gym.envs.vector import Rollout, SelfPlayVectorEnv
 from selfplay_gym.types import Policy, Sample
@@ -56,6 +56,9 @@ class TrainConfig:
     eval_every: int = 0
     """Call the evaluate hook every k iterations (and before the first); 0 = never."""
     progress: bool = True
+    max_nonfinite_steps: int = 3
+    """Optimizer steps of one adapter in a row with a NaN or infinite loss or gradient (each
+    skipped and counted as update/<adapter>/skipped_nonfinite) after which the run stops."""
 
 
 class SelfPlayTrainer:
@@ -89,7 +92,11 @@ class SelfPlayTrainer:
         }
         for adapter in self.optimizers:  # data parallel: every rank starts from rank 0's adapters
             distributed.broadcast_parameters(learner.adapter_parameters(adapter).values())
+        self.guards = {a: NonFiniteGuard(a, self.config.max_nonfinite_steps) for a in self.optimizers}
         self.start_iteration = 0
+        self.resumed = False
+        """True once ``resume`` ran: the run's logs are cut back to the checkpoint, even to
+        nothing when a run was killed before its first checkpoint."""
         self.history: list[dict] = []
 
     @property
@@ -110,21 +117,29 @@ class SelfPlayTrainer:
         specs = [s for p in self.policies.values() if isinstance(p, LLMPolicy) for s in p.roles.values()]
         return sorted({s.adapter for s in specs} - {None})
 
-    def resume(self, path: str | Path | None = None) -> int:
-        """Continue from ``path`` or the latest checkpoint in output_dir; returns the next iteration."""
+    def resume(self, path: str | Path | None = None, missing_ok: bool = False) -> int:
+        """Continue from ``path`` or the latest checkpoint in output_dir; returns the next iteration.
+
+        ``missing_ok``: with no checkpoint (a run killed during its first iteration), start at
+        iteration 0 and drop what that run logged, instead of raising.
+        """
         checkpoint = Path(path) if path else latest_checkpoint(self.output_dir)
+        if checkpoint is None and missing_ok:
+            self.resumed, self.start_iteration = True, 0
+            return 0
         if checkpoint is None:
             raise FileNotFoundError(f"no checkpoint under {self.output_dir / 'checkpoints'} to resume from")
         state = load_checkpoint(checkpoint, self.learner, self.optimizers)
-        self.start_iteration = state["iteration"] + 1
+        self.start_iteration, self.resumed = state["iteration"] + 1, True
         if self.selector is not None:
             self.selector.load_state_dict(state.get("selector", {}))
+        self.venv.load_state_dict(state.get("venv", {}))
         return self.start_iteration
 
     # --- the loop ------------------------------------------------------------------------------
     def train(self) -> list[dict]:
         cfg = self.config
-        resume_after = self.start_iteration - 1 if self.start_iteration else None
+        resume_after = self.start_iteration - 1 if self.resumed else None
         log = distributed.on_main(lambda: RunLog(self.output_dir, resume_after=resume_after))
         bar = tqdm(range(self.start_iteration, cfg.iterations),
                    disable=not cfg.progress or not distributed.world().is_main,
@@ -176,6 +191,7 @@ class SelfPlayTrainer:
         state = {"config": _jsonable(asdict(self.config))}
         if self.selector is not None:
             state["selector"] = self.selector.state_dict()
+        state["venv"] = self.venv.state_dict()  # episode ids, task cursors
         return state
 
     def _check_roles(self, roles: frozenset[str]) -> frozenset[str]:
@@ -209,7 +225,8 @@ class SelfPlayTrainer:
         for adapter, chosen in sorted(by_adapter.items()):
             if not chosen:
                 update_adapter(self.learner, adapter, [], torch.zeros(0), None, self.optimizers[adapter],
-                               self.algorithm, self.config.update, 1.0, generator)
+                               self.algorithm, self.config.update, 1.0, generator,
+                               guard=self.guards[adapter])
                 continue
             temperature = self.trainable[chosen[0].role][1]
             ref = None
@@ -228,7 +245,7 @@ class SelfPlayTrainer:
             with timer("update"):
                 result = update_adapter(self.learner, adapter, chosen, advantages, ref,
                                         self.optimizers[adapter], self.algorithm, self.config.update,
-                                        temperature, generator, weights)
+                                        temperature, generator, weights, guard=self.guards[adapter])
             stats |= {f"update/{adapter}/{k}": v for k, v in result.items()}
         return stats
 

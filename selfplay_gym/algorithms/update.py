@@ -6,6 +6,7 @@ share an adapter (one policy playing several roles) arrive here together.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -53,6 +54,35 @@ class UpdateConfig:
     """Compute the policy's entropy for the metrics even when entropy_coef is 0."""
 
 
+class NonFiniteError(ValueError):
+    """Training reached NaN or infinity: stopped before any of it is saved."""
+
+
+@dataclass
+class NonFiniteGuard:
+    """Skips optimizer steps whose loss or gradient is not finite, and stops the run after
+    ``limit`` of them in a row, per adapter and across iterations.
+
+    One bad minibatch (a -inf log-prob, an overflow in half precision) is bad luck, and skipping
+    its step keeps the weights clean; a streak means the learning rate or the data is broken,
+    and going on would only train on nothing or write NaN into a checkpoint."""
+
+    adapter: str
+    limit: int = 3
+    streak: int = 0
+
+    def allows(self, finite: bool) -> bool:
+        """Whether to take this step; raises NonFiniteError at the ``limit``-th skip in a row."""
+        self.streak = 0 if finite else self.streak + 1
+        if self.streak >= self.limit:
+            raise NonFiniteError(
+                f"adapter {self.adapter!r}: {self.streak} optimizer steps in a row had a non-finite "
+                "loss or gradient (each was skipped, so the weights are still finite); lower "
+                "--train.learning-rate, check the rewards, or allow a longer streak with "
+                "--train.max-nonfinite-steps")
+        return finite
+
+
 def update_adapter(
     learner: Learner,
     adapter: str,
@@ -65,14 +95,18 @@ def update_adapter(
     temperature: float,
     generator: torch.Generator,
     token_weights: Sequence[torch.Tensor] | None = None,
+    guard: NonFiniteGuard | None = None,
 ) -> dict[str, float]:
-    """Minibatch updates of ``adapter`` on ``samples``; returns mean stats over steps.
+    """Minibatch updates of ``adapter`` on ``samples``; returns mean stats over the steps taken.
 
     ``token_weights`` (one [T_i] tensor per sample) scale each token's policy-gradient loss:
-    the truncated importance weights of a rollout engine other than the learner."""
+    the truncated importance weights of a rollout engine other than the learner. A step whose
+    loss or gradient is not finite is skipped and counted (``skipped_nonfinite``); ``guard``
+    (the trainer keeps one per adapter) stops the run after a streak of them."""
     params = list(learner.adapter_parameters(adapter).values())
+    guard = guard or NonFiniteGuard(adapter)
     totals: dict[str, float] = {}
-    steps = 0
+    steps = skipped = 0
     # data parallel: minibatch_size is global, split over the ranks, which all take as many
     # steps as the rank with most samples needs (one process: size 1, nothing changes)
     size = -(-config.minibatch_size // distributed.world().size)
@@ -82,23 +116,50 @@ def update_adapter(
         for start in range(0, per_epoch * size, size):
             minibatch = order[start : start + size]
             optimizer.zero_grad(set_to_none=True)
+            step_stats: dict[str, float] = {}
+            finite = True
             for micro_start in range(0, len(minibatch), config.micro_batch_size):
                 micro = minibatch[micro_start : micro_start + config.micro_batch_size]
-                stats = _micro_step(learner, adapter, samples, micro, advantages, ref_logprobs,
-                                    algorithm, config, temperature, weight=len(micro) / len(minibatch),
-                                    token_weights=token_weights)
+                stats, loss = _micro_step(learner, adapter, samples, micro, advantages, ref_logprobs,
+                                          algorithm, config, temperature,
+                                          weight=len(micro) / len(minibatch), token_weights=token_weights)
+                finite = finite and math.isfinite(loss)
                 for key, value in stats.items():
-                    totals[key] = totals.get(key, 0.0) + value * len(micro) / len(minibatch)
+                    step_stats[key] = step_stats.get(key, 0.0) + value * len(micro) / len(minibatch)
             distributed.average_gradients(params, len(minibatch))
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-            totals["grad_norm"] = totals.get("grad_norm", 0.0) + float(grad_norm)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
+            # every rank skips or steps together: a loss can be non-finite on one rank only
+            finite = distributed.max_over_ranks(int(not (finite and math.isfinite(grad_norm)))) == 0
+            if not guard.allows(finite):
+                optimizer.zero_grad(set_to_none=True)
+                skipped += 1
+                continue
             optimizer.step()
+            _check_finite_weights(adapter, params, optimizer)
             steps += 1
-    return {key: value / max(1, steps) for key, value in totals.items()} | {"optimizer_steps": steps}
+            for key, value in (step_stats | {"grad_norm": grad_norm}).items():
+                totals[key] = totals.get(key, 0.0) + value
+    means = {key: value / max(1, steps) for key, value in totals.items()}
+    return means | {"optimizer_steps": steps, "skipped_nonfinite": skipped}
+
+
+def _check_finite_weights(adapter: str, params: list[torch.nn.Parameter],
+                          optimizer: torch.optim.Optimizer) -> None:
+    """Stop at once when a step with a finite gradient made weights non-finite (a learning rate
+    so large that the update overflows): no later step can undo it, and generating with such
+    an adapter dies inside torch's sampler."""
+    bad = int(torch.stack([~torch.isfinite(p.detach()).all() for p in params]).sum()) if params else 0
+    if bad:
+        lr = optimizer.param_groups[0].get("lr")
+        raise NonFiniteError(
+            f"adapter {adapter!r}: an optimizer step at learning rate {lr} made {bad} of "
+            f"{len(params)} weight tensors NaN or infinite; lower --train.learning-rate (nothing "
+            "of this step was saved)")
 
 
 def _micro_step(learner, adapter, samples, micro, advantages, ref_logprobs, algorithm, config,
-                temperature, weight, token_weights=None) -> dict[str, float]:
+                temperature, weight, token_weights=None) -> tuple[dict[str, float], float]:
+    """One forward/backward; returns the stats and the micro-batch's loss (to check it is finite)."""
     chosen = [samples[i] for i in micro]
     logp, mask, entropy = learner.train_logprobs(
         adapter, [s.prompt_ids for s in chosen], [s.completion_ids for s in chosen],
@@ -123,7 +184,7 @@ def _micro_step(learner, adapter, samples, micro, advantages, ref_logprobs, algo
             weights = pad_right([token_weights[i].tolist() for i in micro], width).to(logp.device)  # [b, T]
         out = policy_loss(logp, old, ref, adv, mask.float(), algorithm, entropy, weights)
     (out["loss"] * weight).backward()
-    return {k: float(v) for k, v in out.items() if k != "loss"}
+    return {k: float(v) for k, v in out.items() if k != "loss"}, float(out["loss"].detach())
 
 
 def _kto(logp, ref, labels, mask, algorithm) -> dict[str, torch.Tensor | float]:

@@ -117,3 +117,20 @@ def test_repeated_and_nested_question_blocks():
     assert parse_question("<question>a</question> <question>b</question>").fields["question"] == "b"
     nested = parse_question("<question>a <question>b</question> c</question>")
     assert nested.fields["question"] == "a <question>b"
+
+
+def test_questioner_prompt_is_the_codes_for_any_task_but_the_embedded_one():
+    # question_generate/question_generate.py: the Challenger's system and user prompts.
+    from selfplay_gym.envs.modes.rzero import ORIGINAL_QUESTIONER_SYSTEM, RZeroConfig, RZeroMode
+    from selfplay_gym.envs.tasks.arithmetic import ArithmeticTask
+
+    mode = RZeroMode(RZeroConfig())
+    system, user = mode.questioner_messages("competition mathematics")
+    assert system["content"] == ORIGINAL_QUESTIONER_SYSTEM
+    assert system["content"].startswith("You are an expert competition-math problem setter.")
+    assert user["content"].startswith("Generate one new, challenging reasoning question now.")
+    arithmetic, _ = mode.questioner_messages(ArithmeticTask.DOMAIN)
+    assert ArithmeticTask.DOMAIN in arithmetic["content"]
+    original, _ = RZeroMode(RZeroConfig(questioner_prompt="original")).questioner_messages(
+        ArithmeticTask.DOMAIN)
+    assert original["content"] == ORIGINAL_QUESTIONER_SYSTEM

@@ -65,6 +65,7 @@ from selfplay_gym.envs.rewards import (
     repetition_penalties,
     uncertainty_reward,
 )
+from selfplay_gym.envs.tasks.arithmetic import ArithmeticTask
 from selfplay_gym.envs.verify import extract_answer, extract_boxed, majority_vote
 from selfplay_gym.types import Episode, Messages, Turn
 
@@ -74,6 +75,20 @@ QUESTIONER_SYSTEM = (
     "problem inside <question></question>, followed by its final answer in \\boxed{{}}."
 )
 QUESTIONER_USER = "Generate one new challenging question now."
+ORIGINAL_QUESTIONER_SYSTEM = (
+    "You are an expert competition-math problem setter.\n"
+    "FIRST, in your private scratch-pad, think step-by-step to design a brand-new, non-trivial "
+    "problem. The problem could come from any field of mathematics, including but not limited "
+    "to algebra, geometry, number theory, combinatorics, prealgebra, probability, statistics, "
+    "and calculus. Aim for a difficulty such that fewer than 30 % of advanced high-school "
+    "students could solve it. Avoid re-using textbook clichés or famous contest problems.\n"
+    "THEN, without revealing any of your private thoughts, output **exactly** the following two "
+    "blocks:\n\n<question>\n{The full problem statement on one or more lines}\n</question>\n\n"
+    "\\boxed{final_answer}\n\nDo NOT output anything else—no explanations, no extra markup."
+)
+ORIGINAL_QUESTIONER_USER = ("Generate one new, challenging reasoning question now. Remember to "
+                            "format the output exactly as instructed.")
+"""R-Zero's own Challenger prompt (question_generate/question_generate.py)."""
 SOLVER_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 JUDGE_SYSTEM = (
     "You are a judge. Several solvers answered the question below. Reply with the answer "
@@ -98,6 +113,10 @@ class RZeroConfig:
     band_high: float = 0.8
     answer_fallback: str = "none"
     """What a solver's answer is without a \\boxed{}: 'none' (invalid) or 'last_number'."""
+    questioner_prompt: str = "auto"
+    """'original': R-Zero's competition-math problem setter; 'domain': the same brief for the
+    task's domain; 'auto': 'domain' for the embedded arithmetic task (a tiny model cannot set
+    competition problems), 'original' for any other task."""
     grader: str = "math_verify"
     """How two answers are compared, everywhere: 'math_verify' or 'mathruler' (the code's;
     ``pip install 'selfplay-gym[mathruler]'``). math_verify is the default so that no optional
@@ -126,6 +145,9 @@ class RZeroConfig:
             raise ValueError(f"need 0 <= band_low <= band_high <= 1, got {self.band_low}, {self.band_high}")
         if self.answer_fallback not in ("none", "last_number"):
             raise ValueError(f"answer_fallback must be 'none' or 'last_number', got {self.answer_fallback!r}")
+        if self.questioner_prompt not in ("auto", "original", "domain"):
+            raise ValueError("questioner_prompt must be 'auto', 'original' or 'domain', got "
+                             f"{self.questioner_prompt!r}")
         if self.missing_answer not in ("vote", "skip"):
             raise ValueError(f"missing_answer must be 'vote' or 'skip', got {self.missing_answer!r}")
         get_grader(self.grader)
@@ -215,11 +237,7 @@ class RZeroMode(Mode):
     def observe(self, agent: str, episode: Episode) -> Messages:
         role, question = role_of(agent), episode.fields.get("question")
         if role == "questioner":
-            domain = episode.task.get("domain") or "mathematics"
-            return (
-                {"role": "system", "content": QUESTIONER_SYSTEM.format(domain=domain)},
-                {"role": "user", "content": QUESTIONER_USER},
-            )
+            return self.questioner_messages(episode.task.get("domain"))
         if not question:
             return ()
         if role == "solver":
@@ -232,6 +250,15 @@ class RZeroMode(Mode):
         )
         user = f"Question: {question}\nAnswers:\n{listed}"
         return ({"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user})
+
+    def questioner_messages(self, domain: str | None) -> Messages:
+        """The Challenger's chat: R-Zero's own, or its brief adapted to the task's domain."""
+        choice = self.config.questioner_prompt
+        if choice == "original" or (choice == "auto" and domain != ArithmeticTask.DOMAIN):
+            return ({"role": "system", "content": ORIGINAL_QUESTIONER_SYSTEM},
+                    {"role": "user", "content": ORIGINAL_QUESTIONER_USER})
+        system = QUESTIONER_SYSTEM.format(domain=domain or "mathematics")
+        return ({"role": "system", "content": system}, {"role": "user", "content": QUESTIONER_USER})
 
     # --- parsing ---------------------------------------------------------------------------
     def parse(self, role: str, text: str) -> Parsed:
