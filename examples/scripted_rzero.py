@@ -8,7 +8,6 @@ majority judge names the pseudo-label. Run: ``python examples/scripted_rzero.py`
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from selfplay_gym import Request, SelfPlayVectorEnv
@@ -20,6 +19,7 @@ from selfplay_gym.agents.scripted import (
 )
 from selfplay_gym.envs.episode_log import format_episode
 from selfplay_gym.envs.tasks import ArithmeticTask, solve
+from selfplay_gym.types import json_line
 
 
 class SometimesJunk:
@@ -72,7 +72,7 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with args.out.open("w") as f:
             for episode in rollout.episodes:
-                f.write(json.dumps(episode.to_dict(), ensure_ascii=False) + "\n")
+                f.write(json_line(episode.to_dict()))  # lone surrogates too
         print(f"episodes written to {args.out}")
 
 

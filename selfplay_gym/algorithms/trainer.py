@@ -130,11 +130,30 @@ class SelfPlayTrainer:
         if checkpoint is None:
             raise FileNotFoundError(f"no checkpoint under {self.output_dir / 'checkpoints'} to resume from")
         state = load_checkpoint(checkpoint, self.learner, self.optimizers)
+        if state["iteration"] + 1 > self.config.iterations:
+            raise ValueError(
+                f"{checkpoint} finished iteration {state['iteration']}, past --train.iterations "
+                f"{self.config.iterations}: raise --train.iterations to continue this run")
+        self._apply_changed_settings(state.get("config", {}), state["iteration"] + 1)
         self.start_iteration, self.resumed = state["iteration"] + 1, True
         if self.selector is not None:
             self.selector.load_state_dict(state.get("selector", {}))
         self.venv.load_state_dict(state.get("venv", {}))
         return self.start_iteration
+
+    def _apply_changed_settings(self, saved: dict, iteration: int) -> None:
+        """Say which TrainConfig values differ from the checkpoint's; all apply from
+        ``iteration`` on. The optimizer's saved learning rate and weight decay are replaced by
+        the new ones (``load_state_dict`` would silently keep the old)."""
+        now = _jsonable(asdict(self.config))
+        changed = {k: (saved[k], v) for k, v in now.items() if k in saved and saved[k] != v}
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"], group["weight_decay"] = self.config.learning_rate, self.config.weight_decay
+        if changed and distributed.world().is_main:
+            listed = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items()))
+            print(f"resume: settings changed since the checkpoint, applied from iteration "
+                  f"{iteration}: {listed}")
 
     # --- the loop ------------------------------------------------------------------------------
     def train(self) -> list[dict]:

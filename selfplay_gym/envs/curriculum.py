@@ -30,7 +30,7 @@ import numpy as np
 from selfplay_gym.envs.mode import Parsed
 from selfplay_gym.envs.tasks.base import TaskItem, TaskSource
 from selfplay_gym.envs.verify import equivalent, extract_boxed
-from selfplay_gym.types import Episode
+from selfplay_gym.types import Episode, json_line
 
 # --- answer checks (DARC's validate_answer_type, normalize_categorical_answer) --------------
 _CHOICE_MARKUP = re.compile(r"\\(?:TEXT|MATHRM|MATHBF|BM|BOLD|BOLDFACE|RM|BF)\s*\{\s*([A-J])\s*\}")
@@ -269,13 +269,12 @@ def build_curriculum(
 
 def save_curriculum(items: Sequence[CurriculumItem], path: str | Path) -> None:
     """One JSON object per line, in order (the hand-off between DARC's two stages)."""
-    lines = (json.dumps(item.to_dict(), ensure_ascii=False) for item in items)
-    Path(path).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    Path(path).write_text("".join(json_line(item.to_dict()) for item in items), encoding="utf-8")
 
 
 def load_curriculum(path: str | Path) -> list[CurriculumItem]:
     text = Path(path).read_text(encoding="utf-8")
-    return [CurriculumItem(**json.loads(line)) for line in text.splitlines() if line.strip()]
+    return [CurriculumItem(**json.loads(line)) for line in text.split("\n") if line.strip()]
 
 
 @dataclass

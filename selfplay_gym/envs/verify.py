@@ -51,6 +51,10 @@ _BRACE_TOKEN = re.compile(r"\\.|[{}]", re.DOTALL)
 # A minus sign only where it cannot be a binary minus ("3-5" ends in 5, "is -12" in -12).
 _NUMBER = re.compile(r"(?:(?<![\w)\]}])-)?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)")
 _CACHE_SIZE = 65536
+MAX_CHECKED_DEPTH = 12
+"""Brace nesting past which math_verify is not asked: 10 levels cost it about 1 s per
+comparison here, 15 its whole timeout (and its alarm can be lost inside a GC callback)."""
+MAX_CHECKED_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -218,8 +222,23 @@ def check_equivalence(
         return Verdict(False, "none")
     if cand == ref:
         return Verdict(True, "exact")
+    for text in (cand, ref):
+        if len(text) > MAX_CHECKED_CHARS or _brace_depth(text) > MAX_CHECKED_DEPTH:
+            return Verdict(False, "error", error=f"ValueError: answer too long or nested too deep "
+                           f"for the checker (> {MAX_CHECKED_CHARS} chars or {MAX_CHECKED_DEPTH} levels)")
     timeout = timeout_seconds if _in_main_thread() else None
     return _math_verify_cached(cand, ref, timeout)
+
+
+def _brace_depth(text: str) -> int:
+    depth = deepest = 0
+    for char in text:
+        if char in "{([":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "})]":
+            depth = max(0, depth - 1)
+    return deepest
 
 
 def equivalent(candidate: str | None, reference: str | None, *, timeout_seconds: int = 5) -> bool:

@@ -142,6 +142,38 @@ def test_resume_without_a_checkpoint_says_so(random_model_dir, tmp_path):
         trainer.resume()
 
 
+def test_resume_applies_changed_settings_and_says_which(random_model_dir, tmp_path, capsys):
+    # load_state_dict would keep the checkpoint's learning rate; a new --train.learning-rate wins.
+    first, _ = make_trainer(random_model_dir, tmp_path, Joint(("solver",)), iterations=1)
+    first.train()
+    second, _ = make_trainer(random_model_dir, tmp_path, Joint(("solver",)), iterations=2,
+                             weight_decay=0.5)
+    second.config.learning_rate = 3e-3
+    assert second.resume() == 1
+    assert {g["lr"] for o in second.optimizers.values() for g in o.param_groups} == {3e-3}
+    assert {g["weight_decay"] for o in second.optimizers.values() for g in o.param_groups} == {0.5}
+    said = capsys.readouterr().out
+    assert "applied from iteration 1" in said
+    assert "learning_rate 0.01 -> 0.003" in said and "iterations 1 -> 2" in said
+
+
+def test_resume_past_the_last_iteration_is_refused(random_model_dir, tmp_path):
+    first, _ = make_trainer(random_model_dir, tmp_path, Joint(("solver",)), iterations=3)
+    first.train()
+    shorter, _ = make_trainer(random_model_dir, tmp_path, Joint(("solver",)), iterations=2)
+    with pytest.raises(ValueError, match="finished iteration 2, past --train.iterations 2"):
+        shorter.resume()
+
+
+def test_resume_before_the_first_checkpoint_starts_over(random_model_dir, tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"iteration": 0}\n')  # killed before saving
+    trainer, _ = make_trainer(random_model_dir, tmp_path, Joint(("solver",)), iterations=1)
+    assert trainer.resume(missing_ok=True) == 0
+    trainer.train()
+    rows = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["iteration"] for r in rows] == [0] and "reward/solver/mean" in rows[0]
+
+
 def test_training_a_role_without_an_adapter_is_refused(random_model_dir, tmp_path):
     trainer, _ = make_trainer(random_model_dir, tmp_path, Joint(("judge",)))
     with pytest.raises(ValueError, match="trainable here"):

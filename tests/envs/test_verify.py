@@ -327,3 +327,18 @@ def test_custom_equivalent_fn_can_refuse_what_math_verify_accepts() -> None:
 
     assert cluster_answers(["3", "3.0", "3"], exact) == [[0, 2], [1]]
     assert majority_vote(["3", "3.0", "3.0"], exact) == MajorityVote("3.0", 2, 3, 3)
+
+
+def test_deeply_nested_answers_are_not_sent_to_math_verify():
+    # 15 levels cost math_verify its whole 5 s timeout per comparison; the guard answers at once.
+    import time
+
+    from selfplay_gym.envs.verify import check_equivalence
+
+    nested = "{" * 15 + "1" + "}" * 15
+    start = time.perf_counter()
+    verdict = check_equivalence(nested, "\\frac{1}{2}")
+    assert time.perf_counter() - start < 0.5
+    assert not verdict.equivalent and verdict.method == "error" and "nested too deep" in verdict.error
+    assert check_equivalence(nested, nested).method == "exact"  # the shortcut still applies
+    assert check_equivalence("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}").equivalent
