@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 import torch
@@ -22,7 +23,9 @@ pytest.importorskip(
 from selfplay_gym.agents.hf import HFBackend  # noqa: E402
 from selfplay_gym.agents.openai_api import OpenAIBackend, ServerError  # noqa: E402
 from selfplay_gym.agents.policy import SamplingConfig  # noqa: E402
+from selfplay_gym.agents.tiny_tokenizer import CHAT_TEMPLATE  # noqa: E402
 from selfplay_gym.serve import create_app, serve_in_thread  # noqa: E402
+from selfplay_gym.serve.main import build_app, build_parser  # noqa: E402
 
 ADAPTERS = ("solver", "questioner")
 SOLVER_PROMPT = (
@@ -173,8 +176,13 @@ MALFORMED = [
     ("chat/completions", chat(temperature=-1), 400, "temperature: Input should be greater than"),
     ("chat/completions", chat(temperature="hot"), 400, "temperature: Input should be a valid num"),
     ("chat/completions", chat(model="critic"), 404, "The model `critic` does not exist"),
-    ("chat/completions", chat(stream=True), 400, "stream=true is not supported"),
-    ("chat/completions", chat(top_logprobs=5), 400, "top_logprobs"),
+    (
+        "chat/completions",
+        chat(stream_options={"include_usage": True}),
+        400,
+        "stream_options: only allowed with stream=true",
+    ),
+    ("chat/completions", chat(top_logprobs=5), 400, "top_logprobs needs logprobs=true"),
     ("chat/completions", chat(max_tokens=10_000), 400, CONTEXT),
     (
         "chat/completions",
@@ -293,3 +301,27 @@ def test_a_server_killed_mid_batch_fails_the_batch_whole_with_one_clear_error(
             process.kill()
         process.wait(10)
         log.close()
+
+
+@pytest.mark.parametrize("model", ["gemma_style_dir", "untemplated_dir"])
+def test_a_template_without_a_system_role_or_no_template_at_all_is_served(model, request, tmp_path):
+    """Gemma's template gets the system prompt folded into the user turn (the warning is pinned
+    in tests/agents/test_prompts.py); a tokenizer without one takes ``--chat-template FILE``."""
+    model_dir = request.getfixturevalue(model)
+    flags = ["--model", str(model_dir)]
+    rendered = [{"role": "user", "content": "Reason step by step.\n\n37+48"}]
+    if model == "untemplated_dir":
+        (tmp_path / "chat.jinja").write_text(CHAT_TEMPLATE)
+        flags += ["--chat-template", str(tmp_path / "chat.jinja")]
+        rendered = list(SOLVER_PROMPT)
+    body = {"model": str(model_dir), "messages": list(SOLVER_PROMPT), "max_tokens": 4,
+            "temperature": 0, "return_token_ids": True}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        app = build_app(build_parser().parse_args(flags))
+        with serve_in_thread(app) as url:
+            response = httpx.post(url + "/chat/completions", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    tokenizer = app.state.backend.tokenizer
+    text = tokenizer.apply_chat_template(rendered, tokenize=False, add_generation_prompt=True)
+    assert response.json()["prompt_token_ids"] == tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -8,8 +8,10 @@ to every server. Adapters are addressed as model names: role adapter ``"solver"`
 model ``"solver"`` unless ``adapter_models`` says otherwise, and ``None`` is the base model.
 
 Nothing is lost silently: a batch completes whole or raises one ``ServerError`` naming the
-failed request and the cause, after retries with exponential backoff on connection errors,
-timeouts, HTTP 429 and 5xx.
+failed request and the cause of each of its attempts, after retries with exponential backoff on
+connection errors, timeouts, HTTP 429 and 5xx. A batch never outlives its ``deadline``: no
+attempt runs or starts past it, and what is unfinished then is cancelled (a timed-out attempt
+closes its connection, and ``selfplay-gym serve`` stops generating for it).
 
 What the trainer needs, and which servers give it:
 
@@ -42,6 +44,8 @@ from selfplay_gym.agents.adapter_versions import AdapterVersion, AdapterVersions
 from selfplay_gym.agents.openai_wire import (
     ServerError,
     api_root,
+    attempts_failed,
+    deadline_passed,
     error_message,
     parse_chat,
     response_json,
@@ -65,7 +69,9 @@ class OpenAIBackend:
             the first model the server lists (vLLM lists its base model first).
         adapter_models: role adapter name -> served model name, where they differ.
         max_concurrency: requests in flight at once.
-        timeout: seconds per request (connect: at most 10).
+        timeout: seconds per attempt of a request (connect: at most 10).
+        deadline: seconds a whole ``generate`` call may take, retries included (None: no
+            limit). The default leaves room for slow batches, unlike timeout x attempts (~50 min).
         max_retries: extra attempts after a connection error, timeout, 429 or 5xx.
         backoff: first retry delay in seconds; doubled each retry, capped at ``max_backoff``.
         logprobs / token_ids: require them in every answer (see the module docstring).
@@ -82,6 +88,7 @@ class OpenAIBackend:
         api_key: str | None = None,
         max_concurrency: int = 32,
         timeout: float = 600.0,
+        deadline: float | None = 1200.0,
         max_retries: int = 4,
         backoff: float = 0.5,
         max_backoff: float = 8.0,
@@ -93,6 +100,8 @@ class OpenAIBackend:
     ):
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        if deadline is not None and deadline <= 0:
+            raise ValueError(f"deadline must be > 0 seconds (or None: no limit), got {deadline}")
         self.base_urls = [
             api_root(url) for url in ([base_url] if isinstance(base_url, str) else base_url)
         ]
@@ -103,6 +112,7 @@ class OpenAIBackend:
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.max_concurrency = max_concurrency
         self.timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        self.deadline = deadline
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -156,32 +166,46 @@ class OpenAIBackend:
         self, prompts, adapters, sampling, calls: list[list[int]]
     ) -> list[list[Completion]]:
         limit = asyncio.Semaphore(self.max_concurrency)
+        now = asyncio.get_running_loop().time
+        expires = None if self.deadline is None else now() + self.deadline
+        causes: dict[int, list[str]] = {}  # request -> the cause of each failed attempt
         async with self._client() as client:
 
             async def one(k: int, indices: list[int]) -> list[Completion]:
                 async with limit:
                     i = indices[0]
                     return await self._chat(
-                        client, k, i, len(prompts), prompts[i], adapters[i], len(indices), sampling
-                    )
+                        client, k, i, len(prompts), prompts[i], adapters[i], len(indices),
+                        sampling, expires, causes.setdefault(i, []),
+                    )  # fmt: skip
 
             tasks = [asyncio.ensure_future(one(k, indices)) for k, indices in enumerate(calls)]
-            _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            left = None if expires is None else max(0.0, expires - now())
+            _, pending = await asyncio.wait(
+                tasks, timeout=left, return_when=asyncio.FIRST_EXCEPTION
+            )
             failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception()]
-            if failed:  # all or nothing: stop the rest, report the first failure in batch order
+            if failed or pending:  # all or nothing: stop the rest
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
-                raise failed[0].exception()  # type: ignore[misc]
+                if failed:  # the first failure in batch order
+                    raise failed[0].exception()  # type: ignore[misc]
+                late = sorted(calls[k][0] for k, t in enumerate(tasks) if t in pending)
+                unfinished = {i: causes.get(i, []) for i in late}
+                answered = len(tasks) - len(pending)
+                raise deadline_passed(self.deadline, len(tasks), answered, unfinished)
             return [t.result() for t in tasks]
 
     async def _chat(
-        self, client, server, index, total, messages, adapter, n, sampling
+        self, client, server, index, total, messages, adapter, n, sampling, expires, causes
     ) -> list[Completion]:
         model = self.served_name(adapter)
         where = f"request {index} of {total} (model {model!r})"
         body = self._body(model, messages, n, sampling)
-        response = await self._send(client, server, "chat/completions", body, where, index)
+        response = await self._send(
+            client, server, "chat/completions", body, where, index, expires=expires, causes=causes
+        )
         data = response_json(response, where, index)
         try:
             return parse_chat(data, n, need_logprobs=self.logprobs, need_ids=self.token_ids)
@@ -301,28 +325,42 @@ class OpenAIBackend:
         where: str,
         index: int | None = None,
         rotate: bool = True,
+        expires: float | None = None,
+        causes: list[str] | None = None,
     ) -> httpx.Response:
         """POST (GET without a body) to server number ``server``; retry what a retry can fix
-        (on the next server of a pool when ``rotate``), raise the rest at once."""
-        cause, wait, tried = "", 0.0, []
+        (on the next server of a pool when ``rotate``), raise the rest at once. No attempt
+        waits past ``expires`` (loop time); ``causes`` collects each failed attempt's cause."""
+        now = asyncio.get_running_loop().time
+        causes = [] if causes is None else causes
+        wait, tried, gave_up = 0.0, [], ""
         for attempt in range(self.max_retries + 1):
+            pause = max(wait, min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
+            left = None if expires is None else expires - now() - (pause if attempt else 0.0)
+            if left is not None and left <= 0:
+                gave_up = f" (stopped at the batch deadline of {self.deadline:g} s)"
+                break
             if attempt:
-                await asyncio.sleep(
-                    max(wait, min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
-                )
+                await asyncio.sleep(pause)
             url = self.base_urls[(server + attempt * rotate) % len(self.base_urls)]
             tried.append(url)
+            timeout = self.timeout if left is None else _shorter(self.timeout, left)
             try:
                 response = await (
-                    client.get(f"{url}/{path}")
+                    client.get(f"{url}/{path}", timeout=timeout)
                     if body is None
-                    else client.post(f"{url}/{path}", json=body)
+                    else client.post(f"{url}/{path}", json=body, timeout=timeout)
                 )
             except httpx.TransportError as exc:  # refused, reset, timed out, cut mid-answer
-                cause, wait = f"{type(exc).__name__}: {exc or 'no detail'}", 0.0
+                detail = str(exc) or "no detail"
+                if isinstance(exc, httpx.ReadTimeout):
+                    detail = f"no answer within {timeout.read:g} s"
+                causes.append(f"attempt {attempt + 1}: {type(exc).__name__}: {detail}")
+                wait = 0.0
                 continue
             if response.status_code == 429 or response.status_code >= 500:
-                cause = f"HTTP {response.status_code}: {error_message(response)}"
+                status = f"HTTP {response.status_code}: {error_message(response)}"
+                causes.append(f"attempt {attempt + 1}: {status}")
                 wait = retry_after(response, self.max_backoff)
                 continue
             if response.status_code >= 400:
@@ -333,12 +371,18 @@ class OpenAIBackend:
                     request_index=index,
                 )
             return response
-        raise ServerError(
-            f"{where} failed after {self.max_retries + 1} attempts; last error {cause}. Is the "
-            f"server at {', '.join(dict.fromkeys(tried))} running and reachable (e.g. "
-            "`selfplay-gym serve --model M --port N` or `vllm serve M --enable-lora`)?",
-            request_index=index,
-        )
+        servers = ", ".join(dict.fromkeys(tried or self.base_urls))
+        raise attempts_failed(where, causes, servers, index, gave_up)
+
+
+def _shorter(timeout: httpx.Timeout, seconds: float) -> httpx.Timeout:
+    """``timeout`` cut to at most ``seconds`` in every phase."""
+    return httpx.Timeout(
+        min(timeout.read, seconds),
+        connect=min(timeout.connect, seconds),
+        write=min(timeout.write, seconds),
+        pool=min(timeout.pool, seconds),
+    )
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:

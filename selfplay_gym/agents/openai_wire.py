@@ -115,3 +115,34 @@ def retry_after(response: httpx.Response, cap: float) -> float:
         return min(cap, float(response.headers.get("retry-after", 0)))
     except ValueError:
         return 0.0
+
+
+def attempts_failed(
+    where: str, causes: list[str], servers: str, index: int | None, gave_up: str = ""
+) -> ServerError:
+    """The error of a request whose every attempt failed: each attempt's cause, in order."""
+    earlier = f" (earlier: {'; '.join(causes[:-1])})" if len(causes) > 1 else ""
+    last = causes[-1].split(": ", 1)[-1] if causes else "none: no attempt could start"
+    return ServerError(
+        f"{where} failed after {len(causes)} attempts{gave_up}; last error {last}{earlier}. Is "
+        f"the server at {servers} running and reachable (e.g. `selfplay-gym serve --model M "
+        "--port N` or `vllm serve M --enable-lora`)?",
+        request_index=index,
+    )
+
+
+def deadline_passed(
+    deadline: float, total: int, answered: int, unfinished: dict[int, list[str]]
+) -> ServerError:
+    """The error of a batch still unfinished at its deadline, naming what each request tried."""
+    shown = [
+        f"request {i}: {'; '.join(causes) if causes else 'no failed attempt yet'}"
+        for i, causes in list(unfinished.items())[:3]
+    ]
+    more = f"; and {len(unfinished) - 3} more" if len(unfinished) > 3 else ""
+    return ServerError(
+        f"a batch of {total} requests did not finish within its deadline of {deadline:g} s "
+        f"({answered} answered; {' | '.join(shown)}{more}). The unfinished requests were "
+        "cancelled (the server drops them); raise deadline= if the server is just slow",
+        request_index=next(iter(unfinished), None),
+    )

@@ -2,8 +2,10 @@
 
 Generation for the OpenAI backend (agents/openai_api.py) on a machine without vLLM, and a
 reference implementation of the token-id extras that client reads. The parts: protocol.py
-(request bodies), batcher.py (micro-batching on one model thread), engine.py (token ids ->
-HFBackend), app.py (routes), main.py (command line, background thread).
+(request bodies, refused fields), batcher.py (micro-batching on one model thread), engine.py
+(prompts -> token ids -> rows), decoder.py (one generate call, each row sampling its own way),
+responses.py and streaming.py (JSON answers, server-sent events), app.py (routes), main.py
+(command line, background thread).
 """
 
 from __future__ import annotations

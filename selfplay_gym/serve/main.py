@@ -17,6 +17,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 INSTALL_HINT = "pip install 'selfplay-gym[serve]'"
+TINY = "tiny"
+"""The embedded model's short name, as ``train`` and ``eval`` spell it."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
         "for the base model, one per LoRA adapter.",
     )
     parser.add_argument(
-        "--model", required=True, help="local directory or hub id of the base model"
+        "--model",
+        default=TINY,
+        help=f'local directory or hub id of the base model; "{TINY}" (the default): the embedded '
+        'model, served as "tiny"',
     )
     parser.add_argument(
         "--adapter",
@@ -47,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dtype", default=None, help="float32, bfloat16 (default: by device)")
     parser.add_argument(
+        "--chat-template",
+        default=None,
+        help="a jinja chat template or a file holding one, for a model whose tokenizer has none",
+    )
+    parser.add_argument(
         "--batch-window-ms",
         type=float,
         default=5.0,
@@ -57,12 +67,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def model_source(model: str) -> str:
+    """What ``HFBackend`` loads for ``--model``: "tiny" is the embedded model's directory."""
+    if model != TINY:
+        return model
+    from selfplay_gym.agents.tiny import tiny_model_dir
+
+    return str(tiny_model_dir())
+
+
 def build_app(args: argparse.Namespace) -> Any:
     from selfplay_gym.agents.hf import HFBackend
     from selfplay_gym.serve.app import create_app
 
     backend = HFBackend(
-        args.model, device=args.device, dtype=args.dtype, generation_batch_size=args.max_batch_size
+        model_source(args.model),
+        device=args.device,
+        dtype=args.dtype,
+        generation_batch_size=args.max_batch_size,
+        chat_template=args.chat_template,
     )
     for spec in args.adapter:
         name, _, path = spec.partition("=")
@@ -73,7 +96,7 @@ def build_app(args: argparse.Namespace) -> Any:
         backend.load_adapter(name, path)
     return create_app(
         backend,
-        args.served_model_name or args.model,
+        args.served_model_name or args.model,  # "tiny", not the embedded model's directory
         window_s=args.batch_window_ms / 1000,
         max_batch=args.max_batch_size,
     )
