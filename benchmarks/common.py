@@ -263,11 +263,22 @@ def append_row(name: str, title: str, about: str, columns: Sequence[str],
         raise ValueError(f"{len(columns)} columns but {len(values)} values")
     path = results_dir / f"{name}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
+    header = f"{markdown_row(columns)}|{'---|' * len(columns)}\n"
     if not path.exists():
-        path.write_text(f"# {title}\n\n{about}\n\n{markdown_row(columns)}|{'---|' * len(columns)}\n")
+        path.write_text(f"# {title}\n\n{about}\n\n{header}")
+    elif _last_header(path.read_text()) != markdown_row(columns):  # the columns changed
+        with path.open("a") as f:
+            f.write(f"\n{header}")
     with path.open("a") as f:
         f.write(markdown_row(values))
     return path
+
+
+def _last_header(text: str) -> str | None:
+    """The last table header row of a markdown file (the row above a ``|---|`` line)."""
+    lines = text.splitlines()
+    heads = [lines[i - 1] + "\n" for i, line in enumerate(lines) if i and line.startswith("|---")]
+    return heads[-1] if heads else None
 
 
 def run_facts(device: str) -> list[object]:

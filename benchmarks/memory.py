@@ -10,6 +10,7 @@ tokens are what it trains on: the memory is that of real training.
 - ``two_roles``: one base, two LoRA adapters (our default: ``HFBackend`` + peft).
 - ``two_copies``: two full model copies, one adapter each (the original R-Zero layout,
   where questioner and solver are separate checkpoints).
+- ``two_roles_ckpt``: ``two_roles`` with gradient checkpointing (``--model.gradient-checkpointing``).
 
 Each layout runs in its own subprocess so peaks do not mix. The figure is the peak while
 training, weights included: on CPU the high-water resident set (VmHWM, reset once the
@@ -54,9 +55,9 @@ from selfplay_gym.envs.tasks import ArithmeticTask
 from selfplay_gym.envs.vector import SelfPlayVectorEnv
 
 NAME = "memory"
-LAYOUTS = ("one_role", "two_roles", "two_copies")
+LAYOUTS = ("one_role", "two_roles", "two_copies", "two_roles_ckpt")
 COLUMNS = (*FACT_COLUMNS, "size", "params", "episodes x G", "memory", "1 role MB", "2 roles MB",
-           "2 copies MB", "2 roles / 1 role", "2 roles / 2 copies")
+           "2 copies MB", "2 roles / 1 role", "2 roles / 2 copies", "2 roles checkpointed MB")
 
 
 class Copies:
@@ -73,6 +74,9 @@ class Copies:
 
     def train_logprobs(self, adapter: str, prompt_ids, completion_ids, **kwargs):
         return self.backends[adapter].train_logprobs(adapter, prompt_ids, completion_ids, **kwargs)
+
+    def logprobs(self, adapter: str, prompt_ids, completion_ids, **kwargs):
+        return self.backends[adapter].logprobs(adapter, prompt_ids, completion_ids, **kwargs)
 
     def reference_logprobs(self, prompt_ids, completion_ids, **kwargs):
         return next(iter(self.backends.values())).reference_logprobs(prompt_ids, completion_ids, **kwargs)
@@ -99,13 +103,14 @@ def build(layout: str, path: Path, args, output_dir: Path) -> SelfPlayTrainer:
     sampling = SamplingConfig(temperature=1.0, max_new_tokens=args.max_new_tokens)
 
     def backend(adapters):
-        return HFBackend(path, adapters=adapters, lora=lora, device=args.device)
+        return HFBackend(path, adapters=adapters, lora=lora, device=args.device,
+                         gradient_checkpointing=layout == "two_roles_ckpt")
 
     if layout == "one_role":
         shared = backend(["solver"])
         roles = {"questioner": RoleConfig(None, sampling), "solver": RoleConfig("solver", sampling)}
         policies, learner, trained = LLMPolicy(shared, roles).roles_map(), shared, ("solver",)
-    elif layout == "two_roles":
+    elif layout in ("two_roles", "two_roles_ckpt"):
         shared = backend(["questioner", "solver"])
         roles = {r: RoleConfig(r, sampling) for r in ("questioner", "solver")}
         policies, learner, trained = LLMPolicy(shared, roles).roles_map(), shared, ("questioner", "solver")
@@ -172,13 +177,15 @@ def main() -> None:
         print(f"  {layout:<14} {mb[layout]:8.1f} MB  (adapters updated: {runs[layout]['trained']})")
     print(f"2 roles / 1 role    {vs_one:.3f} (target <= 1.15)")
     print(f"2 roles / 2 copies  {vs_copies:.3f} (target <= 0.6)")
+    print(f"checkpointed / not  {mb['two_roles_ckpt'] / mb['two_roles']:.3f}")
     append_row(NAME, "Peak memory by layout",
                "One row per run of `benchmarks/memory.py`: R-Zero training with one trained role, "
                "two roles as two LoRA adapters on one base, and two full model copies, each in "
                "its own process.",
                COLUMNS, [*run_facts(device), args.size, params, f"{args.episodes} x {args.generations}",
                          what, f"{mb['one_role']:.1f}", f"{mb['two_roles']:.1f}",
-                         f"{mb['two_copies']:.1f}", f"{vs_one:.3f}", f"{vs_copies:.3f}"])
+                         f"{mb['two_copies']:.1f}", f"{vs_one:.3f}", f"{vs_copies:.3f}",
+                         f"{mb['two_roles_ckpt']:.1f}"])
     print(result_line({"size": args.size, "one_role_mb": mb["one_role"], "two_roles_mb": mb["two_roles"],
                        "two_copies_mb": mb["two_copies"], "roles_over_one": vs_one,
                        "roles_over_copies": vs_copies}))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
-from transformers import Qwen3Config, Qwen3ForCausalLM
+from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
 
 from selfplay_gym.agents.tiny import build_tokenizer, tiny_model_dir
 
@@ -38,3 +40,39 @@ def random_model_dir(tmp_path_factory):
 def tiny_dir():
     """The embedded, warm-started tiny model, built once into the user cache (about 90 s)."""
     return tiny_model_dir(progress=False)
+
+
+GEMMA_TEMPLATE = (  # Gemma-2's chat template: no system role, strictly alternating turns
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
+    "{{ raise_exception('System role not supported') }}{% endif %}"
+    "{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}{% if message['role'] == 'assistant' %}{% set role = 'model' %}"
+    "{% else %}{% set role = message['role'] %}{% endif %}"
+    "{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"
+)
+
+
+def save_with_chat_template(path, template):
+    """The embedded tiny model saved to ``path`` with another chat template (None: none at all)."""
+    source = tiny_model_dir(progress=False)
+    path.mkdir(parents=True)
+    for name in ("config.json", "generation_config.json", "model.safetensors"):
+        shutil.copy(source / name, path / name)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    tokenizer.chat_template = template
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def gemma_style_dir(tmp_path_factory):
+    """The tiny model with Gemma's template, which raises on a system message."""
+    return save_with_chat_template(tmp_path_factory.mktemp("gemma-style") / "model", GEMMA_TEMPLATE)
+
+
+@pytest.fixture(scope="session")
+def untemplated_dir(tmp_path_factory):
+    """The tiny model with a tokenizer that has no chat template."""
+    return save_with_chat_template(tmp_path_factory.mktemp("untemplated") / "model", None)

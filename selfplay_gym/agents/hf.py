@@ -16,8 +16,6 @@ from typing import Any
 
 import torch
 from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
     LogitsProcessor,
     LogitsProcessorList,
     PreTrainedModel,
@@ -27,8 +25,15 @@ from transformers import (
 )
 
 from selfplay_gym.agents.adapters import AdapterStore, LoraSettings
+from selfplay_gym.agents.loading import load_model_and_tokenizer
 from selfplay_gym.agents.policy import SamplingConfig
-from selfplay_gym.agents.prompts import EncodedPrompt, encode_chat, end_token_ids, fit_context
+from selfplay_gym.agents.prompts import (
+    EncodedPrompt,
+    encode_chat,
+    end_token_ids,
+    fit_context,
+    read_chat_template,
+)
 from selfplay_gym.agents.scoring import completion_logprobs, pack, score_completions
 from selfplay_gym.types import Completion, Messages
 
@@ -42,20 +47,6 @@ def default_device_and_dtype(device: str | None, dtype: Any) -> tuple[torch.devi
     if dtype is None:
         return dev, torch.bfloat16 if dev.type == "cuda" else torch.float32
     return dev, getattr(torch, dtype) if isinstance(dtype, str) else dtype
-
-
-def load_model_and_tokenizer(name_or_path: str | Path, device: torch.device, dtype: torch.dtype):
-    """``from_pretrained`` for a hub id or a local directory, one code path for both."""
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
-        model = AutoModelForCausalLM.from_pretrained(str(name_or_path), dtype=dtype)
-    except (OSError, ValueError) as exc:
-        raise OSError(
-            f"could not load model {str(name_or_path)!r}: {exc}\nPass a local directory holding "
-            "config.json, the weights and the tokenizer, or a hub id reachable from this machine "
-            "(with HF_HUB_OFFLINE=1 only the local hub cache is used)."
-        ) from exc
-    return model.to(device), tokenizer
 
 
 class _RecordLogprobs(LogitsProcessor):
@@ -81,6 +72,32 @@ class _RecordLogprobs(LogitsProcessor):
             self.previous = None
 
 
+CHECKPOINTING_ABOVE = 1_000_000_000
+"""Parameters above which gradient checkpointing is on by default: at 4B-8B the activations
+of a 1024-token update dominate memory (docs/scaling.md); below 1B they rarely do."""
+
+
+def use_gradient_checkpointing(model: Any, wanted: bool | None) -> bool:
+    """Turn on the base model's gradient checkpointing when ``wanted`` (None: by size).
+
+    Non-reentrant checkpointing recomputes each layer in the backward pass; with a frozen base it
+    needs no input that requires grad, so only the LoRA adapters train, as without it. It acts
+    in train mode only, i.e. in the update, never in generation or scoring.
+    """
+    size = sum(p.numel() for p in model.parameters())
+    on = size > CHECKPOINTING_ABOVE if wanted is None else wanted
+    if on:
+        if not getattr(model, "supports_gradient_checkpointing", False):
+            raise ValueError(f"{type(model).__name__} does not support gradient checkpointing; "
+                             "run with --model.gradient-checkpointing False")
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.20's name
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    return on
+
+
 class HFBackend:
     """Generation and scoring on a transformers model with one peft adapter per role.
 
@@ -92,6 +109,9 @@ class HFBackend:
         max_context: prompt + completion token limit (the model's own by default).
         generation_batch_size: prompts per ``generate`` call (length-bucketed).
         seed: adapters are initialised from (seed, adapter name), the same in every run.
+        chat_template: a jinja chat template, or a file holding one, replacing the tokenizer's.
+        gradient_checkpointing: recompute the base model's activations in the backward pass
+            instead of keeping them (None: on above ``CHECKPOINTING_ABOVE`` parameters).
     """
 
     def __init__(
@@ -106,6 +126,8 @@ class HFBackend:
         max_context: int | None = None,
         generation_batch_size: int = 64,
         seed: int = 0,
+        chat_template: str | None = None,
+        gradient_checkpointing: bool | None = None,
     ):
         self.device, self.dtype = default_device_and_dtype(device, dtype)
         if isinstance(model, (str, Path)):
@@ -113,9 +135,12 @@ class HFBackend:
         elif tokenizer is None:
             raise ValueError("pass the tokenizer along with a loaded model: HFBackend(model, tokenizer)")
         tokenizer.padding_side = "left"
+        if chat_template:
+            tokenizer.chat_template = read_chat_template(chat_template)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.tokenizer = tokenizer
+        self.gradient_checkpointing = use_gradient_checkpointing(model, gradient_checkpointing)
         self.store = AdapterStore(model, lora or LoraSettings(), seed)
         for name in adapters:
             self.store.add(name)

@@ -26,7 +26,7 @@ from typing import Any
 
 from selfplay_gym.agents.adapter_versions import AdapterVersion, AdapterVersions
 from selfplay_gym.agents.policy import SamplingConfig
-from selfplay_gym.agents.prompts import encode_chat, end_token_ids, fit_context
+from selfplay_gym.agents.prompts import encode_chat, end_token_ids, fit_context, read_chat_template
 from selfplay_gym.types import Completion, Messages
 
 INSTALL_HINT = "pip install 'selfplay-gym[vllm]'"
@@ -75,6 +75,19 @@ def check_cpu_head_size(model: str | Path) -> None:
             f"(it takes {', '.join(map(str, CPU_HEAD_SIZES))}). Generate with --rollout.engine "
             "hf, run vLLM on a GPU, or use a model with a supported head size (the embedded "
             "tiny model has 32)."
+        )
+
+
+def check_sleep_mode() -> None:
+    """Refuse sleep mode where vLLM has none (its CPU build: only CUDA, ROCm and XPU sleep),
+    before the engine starts and dies on it."""
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_sleep_mode_available():
+        raise ValueError(
+            f"vLLM's sleep mode needs a CUDA, ROCm or XPU device; this vLLM runs on "
+            f"{current_platform.device_type or 'cpu'}, where vLLM says 'Sleep mode is not "
+            "supported on current platform'. Drop --rollout.engine-sleep (or run on a GPU)."
         )
 
 
@@ -172,6 +185,7 @@ class VLLMBackend:
         dtype: str | None = None,
         enable_sleep_mode: bool = False,
         seed: int = 0,
+        chat_template: str | None = None,
         **engine_kwargs: Any,
     ) -> VLLMBackend:
         """Start vLLM in this process, sharing the GPU (or the CPU) with training.
@@ -180,15 +194,23 @@ class VLLMBackend:
         training gets the rest (docs/scaling.md has the arithmetic). On the CPU build it is the
         fraction of one NUMA node's memory. None: 0.3 on CUDA, 0.1 on CPU.
         ``enable_sleep_mode`` allows ``sleep()`` during the update to hand the KV cache back.
+        ``chat_template`` (a jinja string or a file) replaces the tokenizer's template.
         """
         import torch
+
+        from selfplay_gym.agents.loading import locate_model
 
         vllm = require_vllm()
         from vllm.lora.request import LoRARequest
 
+        model = locate_model(model)  # a missing directory or an offline hub: one line, at once
+        template = read_chat_template(chat_template) if chat_template else None
+
         on_cpu = not torch.cuda.is_available()
         if on_cpu:
             check_cpu_head_size(model)
+        if enable_sleep_mode:
+            check_sleep_mode()
         if gpu_memory_utilization is None:
             gpu_memory_utilization = 0.1 if on_cpu else 0.3
         dtype = dtype or ("float32" if on_cpu else "bfloat16")  # the learner's defaults
@@ -219,15 +241,20 @@ class VLLMBackend:
             getattr(engine.llm_engine, "model_config", None)
             or engine.llm_engine.vllm_config.model_config
         )
-        return cls(
+        tokenizer = engine.get_tokenizer()
+        if template:
+            tokenizer.chat_template = template
+        backend = cls(
             engine,
-            engine.get_tokenizer(),
+            tokenizer,
             max_context=config.max_model_len,
             sampling_params=vllm.SamplingParams,
             lora_request=LoRARequest,
             adapters=adapters,
             generation_config=_generation_config(model),
         )
+        backend.sleeps_during_update = enable_sleep_mode
+        return backend
 
     # --- adapters ---------------------------------------------------------------------------
     def load_adapter(self, name: str, path: str | Path) -> AdapterVersion:
@@ -310,6 +337,9 @@ class VLLMBackend:
         ]
 
     # --- colocation -------------------------------------------------------------------------
+    sleeps_during_update = False
+    """True when launched with ``enable_sleep_mode``: the trainer sleeps it around each update."""
+
     def sleep(self, level: int = 1) -> None:
         """Free the KV cache (level 1 also offloads weights) while training runs."""
         self.engine.sleep(level=level)

@@ -42,7 +42,7 @@ def test_loads_from_a_local_directory_like_a_hub_id(random_model_dir):
 
 
 def test_a_missing_model_names_the_fix(tmp_path):
-    with pytest.raises(OSError, match="local directory holding"):
+    with pytest.raises(OSError, match=f"model directory {tmp_path / 'nowhere'} does not exist"):
         HFBackend(tmp_path / "nowhere")
 
 

@@ -101,6 +101,18 @@ def test_prompts_are_rendered_and_cut_exactly_as_hf_does(hf):
         fit_context([1, 2], max_context=8, max_new_tokens=8)
 
 
+def test_a_template_that_refuses_a_system_role_is_folded_as_hf_folds_it(gemma_style_dir):
+    hf = HFBackend(gemma_style_dir)
+    backend = VLLMBackend(FakeEngine(hf.tokenizer.eos_token_id), hf.tokenizer,
+                          max_context=hf.max_context, sampling_params=dict,
+                          lora_request=SimpleNamespace)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fold's warning: tests/agents/test_prompts.py
+        [(ids, _)], _, _ = backend.requests([PROMPT], [None], SamplingConfig(max_new_tokens=16))
+        assert ids == hf.encode_prompt(PROMPT, 16).ids
+    assert "<start_of_turn>user\nReason step by step.\n\n37+48" in hf.tokenizer.decode(ids)
+
+
 def test_a_cut_prompt_is_reported(fake):
     backend, engine = fake
     long = ({"role": "user", "content": "37+48 " * 300},)

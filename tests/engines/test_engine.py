@@ -83,3 +83,21 @@ def test_completions_stop_at_the_end_of_turn_or_the_length_limit(engine):
 def test_an_engine_that_cannot_start_says_why_and_what_to_change(tiny_dir):
     with pytest.raises(EngineStartError, match=r"(?s)did not start.*lower --rollout.engine-memory"):
         VLLMBackend.launch(tiny_dir, dtype="float32", gpu_memory_utilization=0.999)
+
+
+def test_a_chat_template_option_and_a_refused_system_role_on_the_engine(untemplated_dir,
+                                                                          gemma_style_dir):
+    """One engine on a tokenizer without a template, given Gemma's (a file), which refuses a
+    system role: the template is the engine's, and the system prompt goes into the user turn."""
+    template = gemma_style_dir / "chat_template.jinja"
+    backend = VLLMBackend.launch(untemplated_dir, dtype="float32", max_lora_rank=8, max_loras=1,
+                                 chat_template=str(template))
+    try:
+        with pytest.warns(UserWarning, match="refuses a system role"):
+            [completion] = backend.generate(PROMPTS[:1], [None], SamplingConfig(0, max_new_tokens=4))
+    finally:
+        backend.close()
+    assert backend.tokenizer.chat_template == template.read_text()
+    text = backend.tokenizer.decode(completion.prompt_ids)
+    assert text.count("<start_of_turn>") == 2 and "<start_of_turn>user\n" in text
+    assert PROMPTS[0][0]["content"].strip() in text  # the system prompt, folded
