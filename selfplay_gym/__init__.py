@@ -6,6 +6,7 @@
 
 from selfplay_gym.envs.env import SelfPlayReasoningEnv
 from selfplay_gym.envs.mode import Mode, Parsed
+from selfplay_gym.envs.parallel import SelfPlayParallelEnv, parallel_env
 from selfplay_gym.envs.registry import make_mode, modes, register_mode
 from selfplay_gym.envs.vector import Rollout, SelfPlayVectorEnv
 from selfplay_gym.types import Completion, Episode, Policy, Request, Turn
@@ -26,6 +27,7 @@ __all__ = [
     "Policy",
     "Request",
     "Rollout",
+    "SelfPlayParallelEnv",
     "SelfPlayReasoningEnv",
     "SelfPlayVectorEnv",
     "Turn",
@@ -33,5 +35,6 @@ __all__ = [
     "make",
     "make_mode",
     "modes",
+    "parallel_env",
     "register_mode",
 ]

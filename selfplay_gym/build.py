@@ -29,6 +29,7 @@ from selfplay_gym.envs.mode import Mode
 from selfplay_gym.envs.registry import mode_class
 from selfplay_gym.envs.vector import SelfPlayVectorEnv
 from selfplay_gym.plots import read_jsonl
+from selfplay_gym.run_task import build_evaluator, eval_adapter, held_out_questions, task_source
 from selfplay_gym.types import Episode
 from selfplay_gym.validation import (
     check_output_dir,
@@ -68,6 +69,8 @@ class RunPlan:
     temperatures: dict[str, float]
     """Role -> sampling temperature, where ``rollout.role_temperatures`` sets one."""
     algorithm: AlgorithmConfig
+    task: Any = None
+    """The task source ``cfg.task`` names (``run_task.task_source``); None: the mode's own."""
 
     @property
     def adapter_names(self) -> list[str]:
@@ -90,8 +93,17 @@ def plan_run(cfg: RunConfig) -> RunPlan:
     scripted = _scripted_roles(cfg, mode)
     default = {r: "policy" if mode.single_policy else r for r in mode.roles}
     adapters = {r: (default | recipe.adapters)[r] for r in mode.roles if r not in scripted}
-    return RunPlan(cfg, mode, _mode_options(cfg, mode), scripted, adapters,
-                   _role_temperatures(cfg, mode), _algorithm(cfg))
+    plan = RunPlan(cfg, mode, _mode_options(cfg, mode), scripted, adapters,
+                   _role_temperatures(cfg, mode), _algorithm(cfg), task_source(cfg.task))
+    if cfg.train.eval_every:  # refused now, not after the model loads
+        held_out_questions(_eval_task(plan), cfg.mode)
+        eval_adapter(plan.adapters)
+    return plan
+
+
+def _eval_task(plan: RunPlan) -> Any:
+    """Where held-out questions come from: ``--task``, else the mode's own (first-stage) task."""
+    return plan.task if plan.task is not None else plan.mode.from_options(**plan.options).default_task()
 
 
 def _mode_options(cfg: RunConfig, mode: type[Mode]) -> dict[str, Any]:
@@ -171,6 +183,8 @@ def build_backend(plan: RunPlan) -> HFBackend:
         device=cfg.model.device or distributed.world().device,
         dtype=cfg.model.dtype,
         seed=cfg.train.seed,
+        gradient_checkpointing=cfg.model.gradient_checkpointing,
+        chat_template=cfg.model.chat_template,
     )
 
 
@@ -185,6 +199,9 @@ def start_engine(rollout: RolloutConfig, learner: HFBackend, model: str, lora_ra
                  num_adapters: int, seed: int) -> Backend:
     """The learner itself (hf), vLLM in this process on the learner's model and dtype, or an
     OpenAI-compatible server at ``rollout.base_url``."""
+    if rollout.engine_sleep and rollout.engine != "vllm":
+        raise ValueError("--rollout.engine-sleep puts an in-process vLLM to sleep during the "
+                         f"update; it needs --rollout.engine vllm, not {rollout.engine!r}")
     if rollout.engine == "hf":
         return learner
     if rollout.engine == "vllm":
@@ -197,7 +214,9 @@ def start_engine(rollout: RolloutConfig, learner: HFBackend, model: str, lora_ra
             max_loras=max(1, num_adapters),
             max_model_len=learner.max_context,
             gpu_memory_utilization=rollout.engine_memory,
+            enable_sleep_mode=rollout.engine_sleep,
             seed=seed,
+            chat_template=template if isinstance(template := learner.tokenizer.chat_template, str) else None,
         )
     from selfplay_gym.agents.openai_api import OpenAIBackend
 
@@ -223,9 +242,17 @@ def build_trainer(
     num_envs = distributed.local_share(cfg.rollout.num_envs)
     options = plan.options | (env_options or {})
     mode = plan.mode.from_options(**options)
-    # one task source for all envs, so that consecutive resets can form groups (DARC)
-    venv = SelfPlayVectorEnv.make(cfg.mode, num_envs=num_envs, task=mode.default_task(), **options)
+    # one task source for all envs, so that consecutive resets can form groups (DARC); a later
+    # stage (env_options) plays the task its mode derived from the stage before
+    own = plan.task is not None and not env_options
+    task = mode.task_from(plan.task) if own else mode.default_task()
+    venv = SelfPlayVectorEnv.make(cfg.mode, num_envs=num_envs, task=task, **options)
     learner = backend or build_backend(plan)
+    evaluate = None
+    if cfg.train.eval_every:
+        source = _eval_task(plan)
+        evaluate = build_evaluator(learner, held_out_questions(source, cfg.mode),
+                                   eval_adapter(plan.adapters), source, cfg.rollout.max_new_tokens)
     generator = generator or build_generator(plan, learner)
     sampling = SamplingConfig(cfg.rollout.temperature, cfg.rollout.top_p, 0, cfg.rollout.max_new_tokens)
     llm = LLMPolicy(generator, {
@@ -238,7 +265,8 @@ def build_trainer(
     if cfg.schedule == "staggered":
         selector = StaggeredReplay(lagging=tuple(cfg.train_roles[1:]), seed=cfg.train.seed)
     return SelfPlayTrainer(venv, llm.roles_map() | scripted, learner, plan.algorithm, schedule,
-                           cfg.train, selector=selector)
+                           cfg.train, evaluate=evaluate, selector=selector,
+                           run_config=json.loads(json.dumps(dataclasses.asdict(cfg), default=str)))
 
 
 def claim_output_dir(output_dir: str | Path, resume: bool, overwrite: bool) -> None:
@@ -275,7 +303,7 @@ def train_from_config(
     if resume:
         check_resume(plan.cfg, cfg.train.output_dir, plan.adapter_names)
     if distributed.world().is_main:
-        record_run(plan.cfg, cfg.train.output_dir)
+        record_run(cfg, cfg.train.output_dir, resolved=plan.cfg)
     stages = plan.mode.recipe.stages
     if cfg.train_roles or len(stages) == 1:
         trainer = build_trainer(plan, backend, generator=generator)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from selfplay_gym import __version__
 from selfplay_gym.envs.registry import mode_class, modes
@@ -20,7 +22,8 @@ def list_modes() -> None:
 
 
 def train(argv: Sequence[str]) -> int:
-    """``selfplay-gym train [--config run.yaml] [--resume] [flags]``: flags override the file."""
+    """``selfplay-gym train [--config run.yaml] [--resume] [flags]``: flags override the file;
+    ``--resume`` without ``--config`` starts from the run's own record in its output dir."""
     import tyro
 
     from selfplay_gym.algorithms.distributed import world
@@ -33,8 +36,13 @@ def train(argv: Sequence[str]) -> int:
     pre.add_argument("--overwrite", action="store_true")
     pre.add_argument("--debug", action="store_true", help="full tracebacks for errors")
     known, rest = pre.parse_known_args(list(argv))
+    if os.getcwd() not in sys.path:  # --mode my_mode:MyMode finds my_mode.py here, as python -m does
+        sys.path.insert(0, os.getcwd())
     try:
-        default = load_config(known.config) if known.config else RunConfig()
+        if known.config:
+            default = load_config(known.config)
+        else:
+            default = _recorded(rest) if known.resume else RunConfig()
     except (ValueError, FileNotFoundError) as exc:
         return _user_error(exc)
     cfg = tyro.cli(RunConfig, args=rest, default=default, prog="selfplay-gym train",
@@ -51,7 +59,36 @@ def train(argv: Sequence[str]) -> int:
         last = {k: v for k, v in history[-1].items() if k.startswith(("reward/", "time/iteration"))}
         print(json.dumps(last, indent=1))
     print(f"metrics, episode log and checkpoints in {cfg.train.output_dir}")
+    print("plots: " + ", ".join(str(f) for f in _plot(cfg.train.output_dir)))
     return 0
+
+
+def _recorded(rest: Sequence[str]):
+    """The RunConfig of the run ``--resume`` continues, from its ``run_config.json`` (flags
+    parsed over it still win); the defaults where it has none."""
+    from selfplay_gym.config import RunConfig
+    from selfplay_gym.run_record import RUN_RECORD, recorded_config
+
+    where = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    where.add_argument("--train.output-dir", "--train.output_dir", dest="output_dir",
+                       default=RunConfig().train.output_dir)
+    output_dir = where.parse_known_args(list(rest))[0].output_dir
+    cfg = recorded_config(output_dir)
+    if cfg is None:
+        print(f"resume: {output_dir} has no {RUN_RECORD}; the defaults and flags make the config",
+              file=sys.stderr)
+        return RunConfig()
+    print(f"resume: settings from {Path(output_dir) / RUN_RECORD} (flags given here win)")
+    return cfg
+
+
+def _plot(output_dir: str) -> list[Path]:
+    """learning_curves.png (held-out accuracy, rewards) and self_consistency.png per run folder."""
+    from selfplay_gym.plots import plot_run
+
+    root = Path(output_dir)
+    folders = [d for d in (root, *sorted(root.glob("stage[0-9]*"))) if (d / "metrics.jsonl").exists()]
+    return [figure for folder in folders for figure in plot_run(folder)]
 
 
 def _user_error(exc: Exception) -> int:

@@ -31,6 +31,9 @@ class ModelConfig:
     """None: CUDA when available, else CPU."""
     dtype: str | None = None
     """None: bfloat16 on CUDA, float32 on CPU."""
+    gradient_checkpointing: bool | None = None
+    """Recompute activations in the update's backward pass instead of keeping them: less memory,
+    about a third more update time. None: on for models above 1B parameters."""
     chat_template: str | None = None
     """A jinja chat template, or the path of a file holding one, set on the tokenizer when the
     model loads (learner and vLLM engine), replacing its own. For a tokenizer that has none
@@ -66,11 +69,18 @@ class RolloutConfig:
     """vLLM's gpu_memory_utilization: the share of GPU memory (on CPU, of the memory of one
     NUMA node) vLLM reserves for weights and KV cache. None: 0.3 on CUDA (training gets the
     rest), 0.1 on CPU."""
+    engine_sleep: bool = False
+    """Engine "vllm": put vLLM to sleep during each update (weights to CPU memory, KV cache
+    freed) and wake it for the next rollout, as TRL's vllm_enable_sleep_mode; the update gets
+    vLLM's whole share. vLLM sleeps on CUDA, ROCm and XPU only."""
 
 
 @dataclass
 class RunConfig:
     mode: str = "rzero"
+    """A registered mode (`selfplay-gym modes`) or your own as "package.module:ClassName" (a
+    module in the current directory or on PYTHONPATH); a Mode without a recipe trains every LLM
+    role jointly with grpo."""
     train_roles: tuple[str, ...] = ()
     """Roles whose adapters learn; the others are frozen or scripted. Empty: the mode's recipe."""
     schedule: str = ""
@@ -86,6 +96,11 @@ class RunConfig:
     values are read as JSON where they parse (numbers, true/false), else as text."""
     scripted: tuple[str, ...] = ()
     """Override who plays a role, as role=agent: "judge=reference" (majority, reference, random)."""
+    task: str = ""
+    """Questions or documents of your own: "jsonl:PATH" (or json, parquet, csv, txt): rows with
+    question (or problem) and answer are questions (held out for --train.eval-every, asked by
+    --scripted questioner=dataset), rows with text are documents (DARC, ALIVE); "hf:NAME[@SPLIT]"
+    a hub dataset (needs network once, then cached). Empty: the mode's own task."""
     algorithm: str = ""
     """A key of algorithms.losses.PRESETS: grpo, dr_grpo, dapo, rloo, reinforce_pp, rzero, darc,
     kto, rft. Empty: the mode's recipe."""

@@ -10,26 +10,25 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
 
 from selfplay_gym.agents.hf import HFBackend
 from selfplay_gym.agents.policy import LLMPolicy, RoleConfig, SamplingConfig
 from selfplay_gym.agents.scripted import MajorityJudge
-from selfplay_gym.agents.tiny import TinyModelConfig, solver_prompts, tiny_model_dir
+from selfplay_gym.agents.tiny import TinyModelConfig, tiny_model_dir
 from selfplay_gym.algorithms.losses import PRESETS
 from selfplay_gym.algorithms.schedules import Alternating
 from selfplay_gym.algorithms.trainer import SelfPlayTrainer, TrainConfig
 from selfplay_gym.algorithms.update import UpdateConfig
 from selfplay_gym.build import start_engine
 from selfplay_gym.config import RolloutConfig
-from selfplay_gym.envs.tasks import ArithmeticTask, Problem
+from selfplay_gym.envs.tasks import ArithmeticTask
 from selfplay_gym.envs.vector import SelfPlayVectorEnv
-from selfplay_gym.envs.verify import extract_answer
+from selfplay_gym.eval.held_out import HeldOutAccuracy
 from selfplay_gym.plots import plot_run, read_jsonl
+
+__all__ = ["DemoConfig", "HeldOutAccuracy", "build_demo", "run_demo"]
 
 
 @dataclass
@@ -60,27 +59,6 @@ class DemoConfig:
     base_url: str = ""
     """The server for engine "openai"."""
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
-
-
-class HeldOutAccuracy:
-    """Solver accuracy on fixed arithmetic questions: greedy and sampled (T=1), one batch each."""
-
-    def __init__(self, backend: HFBackend, problems: Sequence[Problem], adapter: str | None,
-                 max_new_tokens: int = 24, seed: int = 1234):
-        self.backend, self.problems, self.adapter = backend, list(problems), adapter
-        self.prompts = solver_prompts(p.question for p in self.problems)
-        self.max_new_tokens, self.seed = max_new_tokens, seed
-
-    def accuracy(self, temperature: float) -> float:
-        sampling = SamplingConfig(temperature=temperature, max_new_tokens=self.max_new_tokens)
-        with torch.random.fork_rng(devices=[]):  # evaluation never shifts training's randomness
-            torch.manual_seed(self.seed)
-            completions = self.backend.generate(self.prompts, [self.adapter] * len(self.prompts), sampling)
-        right = sum(extract_answer(c.text) == p.answer for c, p in zip(completions, self.problems, strict=True))
-        return right / len(self.problems)
-
-    def __call__(self) -> dict[str, float]:
-        return {"eval/greedy_accuracy": self.accuracy(0.0), "eval/sampled_accuracy": self.accuracy(1.0)}
 
 
 def build_demo(cfg: DemoConfig) -> tuple[SelfPlayTrainer, HeldOutAccuracy]:

@@ -32,13 +32,15 @@ def plot_learning_curves(rows: Sequence[dict], path: Path) -> Path:
         points = [(r["iteration"] + 1, r[key]) for r in eval_rows if key in r]
         acc_ax.plot(*zip(*points, strict=True), marker="o", label=key.removeprefix("eval/"))
     acc_ax.set(title="held-out accuracy", xlabel="iteration (0 = before training)", ylabel="accuracy")
-    acc_ax.legend(fontsize=8)
+    if acc_ax.lines:  # none without --train.eval-every
+        acc_ax.legend(fontsize=8)
     train_rows = [r for r in rows if r.get("iteration", -1) >= 0]
     for key in sorted({k for r in train_rows for k in r if k.startswith("reward/") and k.endswith("/mean")}):
         points = [(r["iteration"] + 1, r[key]) for r in train_rows if key in r]
         reward_ax.plot(*zip(*points, strict=True), marker=".", label=key.split("/")[1])
     reward_ax.set(title="mean reward per role", xlabel="iteration", ylabel="reward (mean over samples)")
-    reward_ax.legend(fontsize=8)
+    if reward_ax.lines:
+        reward_ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from selfplay_gym.algorithms.checkpoint import latest_checkpoint
+from selfplay_gym.algorithms.trackers import report_to_problems
+from selfplay_gym.run_record import RUN_RECORD, read_record, record
 
 if TYPE_CHECKING:
     from selfplay_gym.config import ModelConfig, RunConfig
@@ -195,6 +197,8 @@ def config_problems(cfg: RunConfig) -> list[str]:
                         "leave it unset (bfloat16 on CUDA, float32 on CPU)")
     if isinstance(cfg.model.device, str) and (device := device_problem(cfg.model.device)):
         problems.append(device)
+    if isinstance(cfg.train.report_to, tuple):
+        problems += report_to_problems(cfg.train.report_to)
     return problems
 
 
@@ -223,18 +227,19 @@ def check_output_dir(output_dir: str | Path) -> None:
                          f"({exc.strerror or exc}); choose a directory you can write") from None
 
 
-RUN_RECORD = "run_config.json"
-"""The run's config, written into output_dir when a run starts: a resume is checked against it."""
 IDENTITY = ("mode", "model.name", "model.lora_r", "model.lora_alpha")
 """What a resumed run must share with the run it continues: what its adapters learned to play,
 on which base model, in which shape."""
 
 
-def record_run(cfg: RunConfig, output_dir: str | Path) -> None:
-    """Write ``RUN_RECORD`` (atomically: a kill leaves the old one or the new one)."""
+def record_run(cfg: RunConfig, output_dir: str | Path, resolved: RunConfig | None = None) -> None:
+    """Write ``RUN_RECORD`` (``run_record.py``: the config as given, ``resolved`` with the
+    recipe filled in, library versions, git commit) atomically: a kill leaves the old or the new.
+    A resume is checked against it."""
     path = Path(output_dir) / RUN_RECORD
     partial = path.with_name(f"{RUN_RECORD}.{os.getpid()}.partial")
-    partial.write_text(json.dumps(dataclasses.asdict(cfg), indent=1, default=str))
+    content = record(dataclasses.asdict(cfg), dataclasses.asdict(resolved or cfg))
+    partial.write_text(json.dumps(content, indent=1, default=str))
     partial.replace(path)
 
 
@@ -248,10 +253,8 @@ def resume_problems(cfg: RunConfig, output_dir: str | Path, adapters: Collection
     """What differs between ``cfg`` (playing with ``adapters``) and the run saved in output_dir:
     the recorded identity, and each latest checkpoint's LoRA shape and adapter names."""
     root, problems = Path(output_dir), []
-    try:
-        saved = json.loads((root / RUN_RECORD).read_text())
-    except (OSError, ValueError):
-        saved = None  # a run from before the record, or none: the checkpoints still speak
+    saved = read_record(root)  # None: a run from before the record; the checkpoints still speak
+    saved = saved and saved["config"]
     now = dataclasses.asdict(cfg)
     for path in IDENTITY if isinstance(saved, dict) else ():
         if _lookup(saved, path) != _lookup(now, path):

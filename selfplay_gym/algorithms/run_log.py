@@ -1,4 +1,5 @@
-"""What a run leaves behind: metrics.jsonl, a readable episode log, episodes.jsonl, TensorBoard.
+"""What a run leaves behind: metrics.jsonl, a readable episode log, episodes.jsonl, and the same
+metrics in the experiment trackers ``--train.report-to`` names (``trackers.py``).
 
 On resume, lines and log sections from iterations after the checkpoint are dropped first, so an
 interrupted iteration never appears twice in any of them.
@@ -13,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from selfplay_gym.algorithms.trackers import Tracker, open_trackers
 from selfplay_gym.envs.episode_log import format_episode
 from selfplay_gym.types import Episode, json_line
 
@@ -72,9 +74,11 @@ the JSON records keep the exact text."""
 
 
 class RunLog:
-    """Append-only run outputs under ``output_dir``."""
+    """Append-only run outputs under ``output_dir``; each metrics row also goes to ``trackers``
+    (None: TensorBoard where installed, unless ``tensorboard=False``)."""
 
-    def __init__(self, output_dir: str | Path, resume_after: int | None = None, tensorboard: bool = True):
+    def __init__(self, output_dir: str | Path, resume_after: int | None = None, tensorboard: bool = True,
+                 trackers: Sequence[Tracker] | None = None):
         self.dir = Path(output_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.metrics_path = self.dir / "metrics.jsonl"
@@ -87,16 +91,16 @@ class RunLog:
             _truncate_jsonl(self.metrics_path, resume_after)
             _truncate_jsonl(self.episodes_path, resume_after)
             _truncate_episode_log(self.log_path, resume_after)
-        self.writer = _tensorboard_writer(self.dir) if tensorboard else None
+        if trackers is None:
+            trackers = open_trackers(() if tensorboard else ("none",), self.dir, resume_after=resume_after)
+        self.trackers = list(trackers)
 
     def metrics(self, row: Mapping[str, Any]) -> None:
         with self.metrics_path.open("a") as f:
             f.write(json.dumps(row) + "\n")
-        if self.writer is not None:
-            for key, value in row.items():
-                if isinstance(value, (int, float)) and key != "iteration":
-                    self.writer.add_scalar(key, value, row["iteration"])
-            self.writer.flush()
+        numbers = {k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "iteration"}
+        for tracker in self.trackers:  # step 0: before training
+            tracker.log(numbers, row["iteration"] + 1)
 
     def episodes(self, iteration: int, episodes: Sequence[Episode], readable: int) -> None:
         with self.episodes_path.open("a", encoding="utf-8") as f:
@@ -109,14 +113,5 @@ class RunLog:
                     f.write(format_episode(episode) + "\n\n")
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-def _tensorboard_writer(directory: Path):
-    """A SummaryWriter when tensorboard is installed; metrics.jsonl is always written."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(log_dir=str(directory / "tensorboard"))
+        for tracker in self.trackers:
+            tracker.close()

@@ -34,6 +34,7 @@ from selfplay_gym.algorithms.samples import (
     pad_right,
 )
 from selfplay_gym.algorithms.schedules import Schedule
+from selfplay_gym.algorithms.trackers import open_trackers
 from selfplay_gym.algorithms.update import Learner, NonFiniteGuard, UpdateConfig, update_adapter
 from selfplay_gym.envs.mode import role_of
 from selfplay_gym.envs.vector import Rollout, SelfPlayVectorEnv
@@ -54,7 +55,11 @@ class TrainConfig:
     log_episodes: int = 4
     """Episodes per iteration written to the readable episodes.log."""
     eval_every: int = 0
-    """Call the evaluate hook every k iterations (and before the first); 0 = never."""
+    """Call the evaluate hook every k iterations (and before the first); 0 = never. From the
+    CLI: the solver's greedy and sampled accuracy on the task's held-out questions (eval/*)."""
+    report_to: tuple[str, ...] = ()
+    """Experiment trackers that mirror metrics.jsonl: tensorboard, wandb, trackio, all or none
+    (TRL's report_to). Empty: TensorBoard where it is installed (the [tensorboard] extra)."""
     progress: bool = True
     max_nonfinite_steps: int = 3
     """Optimizer steps of one adapter in a row with a NaN or infinite loss or gradient (each
@@ -74,11 +79,13 @@ class SelfPlayTrainer:
         config: TrainConfig | None = None,
         evaluate: Callable[[], dict[str, float]] | None = None,
         selector: SampleSelector | None = None,
+        run_config: Mapping | None = None,
     ):
         self.venv, self.policies, self.learner = venv, dict(policies), learner
         self.algorithm, self.schedule = algorithm, schedule
         self.config = config or TrainConfig()
         self.evaluate = evaluate
+        self.run_config = run_config  # the whole run's settings, for the trackers
         self.selector = selector
         """Chooses what each iteration trains on (AERO's staggered replay); None: the fresh samples."""
         self.output_dir = Path(self.config.output_dir)
@@ -159,7 +166,8 @@ class SelfPlayTrainer:
     def train(self) -> list[dict]:
         cfg = self.config
         resume_after = self.start_iteration - 1 if self.resumed else None
-        log = distributed.on_main(lambda: RunLog(self.output_dir, resume_after=resume_after))
+        log = distributed.on_main(lambda: RunLog(self.output_dir, resume_after, trackers=open_trackers(
+            cfg.report_to, self.output_dir, self.run_config or _jsonable(asdict(cfg)), resume_after)))
         bar = tqdm(range(self.start_iteration, cfg.iterations),
                    disable=not cfg.progress or not distributed.world().is_main,
                    desc="self-play", initial=self.start_iteration, total=cfg.iterations)
@@ -182,7 +190,8 @@ class SelfPlayTrainer:
                 samples = [s for s in self.selector.select(iteration, samples) if s.role in roles]
             samples = [s for s in samples if self.algorithm.keeps(s.reward)]  # the loss's own filter
             kept = drop_zero_variance(samples) if self.algorithm.dynamic_sampling else samples
-            update_stats = self._update(kept, iteration, timer)
+            with self._engines_asleep(timer):  # a colocated vLLM hands its memory to the update
+                update_stats = self._update(kept, iteration, timer)
             with timer("sync"):
                 self._sync_generators(sorted({self.trainable[s.role][0] for s in kept}))
 
@@ -292,6 +301,24 @@ class SelfPlayTrainer:
                   for lp, s in zip(learner, chosen, strict=True)]
         return chosen, weights, stats
 
+
+    @contextlib.contextmanager
+    def _engines_asleep(self, timer: _Timer):
+        """``sleep()`` the engines launched to sleep during the update (vLLM's sleep mode: its
+        weights to CPU memory, its KV cache dropped) and ``wake_up()`` them afterwards."""
+        sleepers = [e for e in self.engines if getattr(e, "sleeps_during_update", False)]
+        if not sleepers:
+            yield
+            return
+        with timer("sleep"):
+            for engine in sleepers:
+                engine.sleep()
+        try:
+            yield
+        finally:
+            with timer("wake_up"):
+                for engine in sleepers:
+                    engine.wake_up()
 
     def _sync_generators(self, adapters: list[str]) -> None:
         """Serve these adapters' current weights on the engines other than the learner (vLLM, a

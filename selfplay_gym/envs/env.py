@@ -10,6 +10,7 @@ raises an error that names the fix.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,12 +32,15 @@ class SelfPlayReasoningEnv(AECEnv):
         mode: a registered mode name (``selfplay_gym.modes()``) or a Mode instance.
         task: where questions come from (a TaskSource); the mode's default when None.
         rewards: per-role reward overrides, ``{"questioner": fn(episode, agent) -> float}``.
-        render_mode: None or ``"ansi"`` (``render()`` returns the readable episode log).
+        render_mode: None, ``"ansi"`` (``render()`` returns the readable episode log) or
+            ``"human"`` (``render()`` prints it, and every episode is printed as it ends).
         max_action_chars: longer actions are invalid (and stored cut to this length).
         **options: the mode's own options (its ``Config`` dataclass fields).
     """
 
-    metadata = {"name": "selfplay_reasoning_v0", "render_modes": ["ansi"], "is_parallelizable": False}
+    metadata = {"name": "selfplay_reasoning_v0", "render_modes": ["ansi", "human"], "is_parallelizable": False}
+    # Not parallelizable by PettingZoo's aec_to_parallel (agents act in phases, not all at
+    # once): selfplay_gym.parallel_env(mode) is the parallel view, one step per phase.
 
     def __init__(
         self,
@@ -58,7 +62,7 @@ class SelfPlayReasoningEnv(AECEnv):
                 f"got {self.task!r}"
             )
         if render_mode not in (None, *self.metadata["render_modes"]):
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+            raise ValueError(f"render_mode must be None, 'ansi' or 'human', got {render_mode!r}")
         if max_action_chars < 1:
             raise ValueError(f"max_action_chars must be positive, got {max_action_chars}")
         self.render_mode = render_mode
@@ -69,6 +73,8 @@ class SelfPlayReasoningEnv(AECEnv):
         self._observation_spaces = {
             a: message_space(max_observation_chars) for a in self.possible_agents
         }
+        self.state_space = AnyText(sys.maxsize)
+        """``state()`` is the episode record as JSON text, of any length."""
         self.np_random, self._seed = seeding.np_random(None)
         self.episode: Episode | None = None
         self._episodes_started = 0
@@ -133,9 +139,23 @@ class SelfPlayReasoningEnv(AECEnv):
 
     def render(self) -> str | None:
         if self.render_mode is None:
-            logger.warn("render() needs render_mode='ansi'; nothing rendered.")
+            logger.warn("render() needs render_mode='ansi' or 'human'; nothing rendered.")
             return None
-        return format_episode(self.episode) if self.episode is not None else ""
+        text = format_episode(self.episode) if self.episode is not None else ""
+        if self.render_mode == "human":
+            print(text, end="\n\n" if text else "")
+            return None
+        return text
+
+    def state(self) -> str:
+        """The global state: the whole episode record as JSON (``Episode.from_json`` reads it).
+
+        Unlike the agents' observations and infos it holds the task's reference answer: it is
+        for centralised critics and logging, not for an agent's prompt.
+        """
+        if self.episode is None:
+            raise RuntimeError("state() before reset(): call env.reset() first")
+        return self.episode.to_json()
 
     def close(self) -> None:
         pass
@@ -219,6 +239,8 @@ class SelfPlayReasoningEnv(AECEnv):
         self._pending = []
         self._prompts = {}
         self.agent_selection = self.agents[0]
+        if self.render_mode == "human":
+            self.render()
 
     def _update_infos(self) -> None:
         episode = self.episode

@@ -69,6 +69,13 @@ class Recipe:
     adapters: dict[str, str] = field(default_factory=dict)
 
 
+class _DefaultRecipe:
+    """``Mode.recipe`` of a mode that sets none, computed from the class it is read on."""
+
+    def __get__(self, instance: Any, owner: type[Mode]) -> Recipe:
+        return Recipe(stages=(tuple(r for r in owner.roles if r not in owner.scripted_roles),))
+
+
 class Mode(ABC):
     """Base class of a self-play method. Subclasses set the class attributes below.
 
@@ -84,8 +91,10 @@ class Mode(ABC):
     """Roles the published method plays by rule, not by the LLM: role -> scripted agent name."""
     single_policy: ClassVar[bool] = False
     """True when one policy (one adapter) plays every LLM role, as in AERO and ALIVE."""
-    recipe: ClassVar[Recipe]
-    """The published training recipe: what ``selfplay-gym train --mode NAME`` runs by default."""
+    recipe: ClassVar[Recipe] = _DefaultRecipe()  # type: ignore[assignment]
+    """The published training recipe: what ``selfplay-gym train --mode NAME`` runs by default.
+    A mode that sets none trains every LLM role (those not in ``scripted_roles``) jointly with
+    GRPO: ``Recipe(stages=(llm_roles,))``."""
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()
@@ -113,6 +122,16 @@ class Mode(ABC):
         from selfplay_gym.envs.tasks import ArithmeticTask
 
         return ArithmeticTask()
+
+    def task_from(self, source: Any) -> Any:
+        """How this mode plays a task source of the user's (``--task FILE``): where its default
+        task wraps a source of its own (DARC's ``DocumentPrompts``: every document at each
+        difficulty, n times), the same wrapper around ``source``; else ``source`` itself."""
+        default = self.default_task()
+        if dataclasses.is_dataclass(default) and any(
+                f.name == "source" for f in dataclasses.fields(default)):
+            return dataclasses.replace(default, source=source)
+        return source
 
     # --- who plays -------------------------------------------------------------------------
     @abstractmethod

@@ -42,20 +42,44 @@ def modes() -> list[str]:
 
 
 def mode_class(name: str) -> type[Mode]:
-    """Resolve a registered name to its Mode class, importing it on first use."""
+    """Resolve a registered name to its Mode class, importing it on first use.
+
+    An unregistered ``"package.module:ClassName"`` (``--mode my_pkg.my_mode:MyMode``) is
+    registered under that string first, so a mode of one's own needs no registering code."""
+    if name not in _REGISTRY and isinstance(name, str) and ":" in name:
+        _REGISTRY[name] = name
     if name not in _REGISTRY:
         raise ValueError(
             f"unknown mode {name!r}; registered modes are {modes()}. "
-            f"Add your own with selfplay_gym.register_mode({name!r}, YourMode)."
+            f"Add your own with selfplay_gym.register_mode({name!r}, YourMode), or name its "
+            f"class as package.module:ClassName."
         )
     entry = _REGISTRY[name]
     if isinstance(entry, str):
-        module_name, _, attr = entry.partition(":")
-        entry = getattr(importlib.import_module(module_name), attr)
-        if not (isinstance(entry, type) and issubclass(entry, Mode)):
-            raise TypeError(f"entry point for mode {name!r} is not a Mode subclass: {entry!r}")
+        try:
+            entry = _import_entry(name, entry)
+        except ValueError:
+            if _REGISTRY[name] == name:  # registered just now from the name: forget it again
+                del _REGISTRY[name]
+            raise
         _REGISTRY[name] = entry
     return entry
+
+
+def _import_entry(name: str, entry: str) -> type[Mode]:
+    """The class a ``"module:Class"`` entry names, or a ValueError saying what is missing."""
+    module_name, _, attr = entry.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"mode {name!r}: cannot import module {module_name!r} ({exc}); install "
+                         "its package or put its folder on PYTHONPATH") from exc
+    if not hasattr(module, attr):
+        raise ValueError(f"mode {name!r}: module {module_name!r} has no attribute {attr!r}")
+    cls = getattr(module, attr)
+    if not (isinstance(cls, type) and issubclass(cls, Mode)):
+        raise ValueError(f"entry point for mode {name!r} is not a Mode subclass: {cls!r}")
+    return cls
 
 
 def make_mode(name: str | Mode, **options: Any) -> Mode:

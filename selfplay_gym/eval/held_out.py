@@ -1,4 +1,8 @@
-"""In-training evaluation: greedy accuracy on held-out items, as the trainer's ``evaluate`` hook.
+"""In-training evaluation: accuracy on held-out items, as the trainer's ``evaluate`` hook.
+
+``HeldOutAccuracy`` (what ``--train.eval-every`` and the demo log): the solver's greedy and
+sampled (T=1) accuracy on a task's held-out questions, under R-Zero's solver prompt.
+``held_out_evaluator``: greedy accuracy on benchmark items, under their own prompts.
 
 >>> items = [math_item(f"arith-{i}", p.question, p.answer) for i, p in enumerate(problems)]
 >>> hook = held_out_evaluator(backend, items, "solver", messages_fn=solver_messages)
@@ -8,12 +12,45 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from selfplay_gym.agents.policy import Backend
+import torch
+
+from selfplay_gym.agents.policy import Backend, SamplingConfig
+from selfplay_gym.agents.tiny import solver_prompts
+from selfplay_gym.envs.verify import extract_answer
 from selfplay_gym.eval.checking import AnswerChecker
 from selfplay_gym.eval.items import EvalItem
 from selfplay_gym.eval.runner import evaluate
 from selfplay_gym.types import Messages
+
+
+class HeldOutAccuracy:
+    """Solver accuracy on fixed questions: greedy and sampled (T=1), one batch each.
+
+    ``problems`` have ``question`` and ``answer`` (``ArithmeticTask.held_out()``,
+    ``QuestionSet.held_out()``); an answer is right when it equals the reference or, with a
+    ``grader``, when the grader says so (exact match alone for arithmetic's integers)."""
+
+    def __init__(self, backend: Backend, problems: Sequence[Any], adapter: str | None,
+                 max_new_tokens: int = 24, seed: int = 1234,
+                 grader: Callable[[str, str], bool] | None = None):
+        self.backend, self.problems, self.adapter = backend, list(problems), adapter
+        self.prompts = solver_prompts(p.question for p in self.problems)
+        self.max_new_tokens, self.seed, self.grader = max_new_tokens, seed, grader
+
+    def accuracy(self, temperature: float) -> float:
+        sampling = SamplingConfig(temperature=temperature, max_new_tokens=self.max_new_tokens)
+        with torch.random.fork_rng(devices=[]):  # evaluation never shifts training's randomness
+            torch.manual_seed(self.seed)
+            completions = self.backend.generate(self.prompts, [self.adapter] * len(self.prompts), sampling)
+        answers = [extract_answer(c.text) for c in completions]
+        right = sum(a == p.answer or (a is not None and self.grader is not None and self.grader(a, p.answer))
+                    for a, p in zip(answers, self.problems, strict=True))
+        return right / len(self.problems)
+
+    def __call__(self) -> dict[str, float]:
+        return {"eval/greedy_accuracy": self.accuracy(0.0), "eval/sampled_accuracy": self.accuracy(1.0)}
 
 
 def held_out_evaluator(

@@ -219,6 +219,47 @@ def test_a_separate_generation_engine_gets_the_updated_adapters(random_model_dir
 
 
 
+class SleepingEngine(SyncedEngine):
+    """A generation engine launched to sleep during updates, as vLLM with enable_sleep_mode;
+    records what happened in which order, and refuses to generate while asleep."""
+
+    sleeps_during_update = True
+
+    def __init__(self, backend, events):
+        super().__init__(backend)
+        self.events, self.asleep = events, False
+
+    def generate(self, prompts, adapters, sampling):
+        assert not self.asleep, "generated while asleep"
+        self.events.append("generate")
+        return super().generate(prompts, adapters, sampling)
+
+    def sleep(self):
+        self.asleep = True
+        self.events.append("sleep")
+
+    def wake_up(self):
+        self.asleep = False
+        self.events.append("wake_up")
+
+
+def test_a_sleeping_engine_sleeps_through_every_update(random_model_dir, tmp_path, monkeypatch):
+    import selfplay_gym.algorithms.trainer as trainer_module
+
+    events = []
+    real_update = trainer_module.update_adapter
+    monkeypatch.setattr(trainer_module, "update_adapter",
+                        lambda *a, **k: events.append("update") or real_update(*a, **k))
+    trainer, _ = make_trainer(random_model_dir, tmp_path, Joint(("solver",)), iterations=2)
+    engine = SleepingEngine(HFBackend(random_model_dir, adapters=["questioner", "solver"]), events)
+    trainer.policies = LLMPolicy(engine, {"questioner": RoleConfig("questioner", SAMPLING),
+                                          "solver": RoleConfig("solver", SAMPLING)}).roles_map()
+    history = trainer.train()
+    squeezed = [e for i, e in enumerate(events) if i == 0 or e != events[i - 1]]
+    assert squeezed == ["generate", "sleep", "update", "wake_up"] * 2
+    assert all(row["time/sleep_s"] >= 0 and "time/wake_up_s" in row for row in history)
+
+
 @pytest.mark.parametrize("algorithm, expected", [("kto", 2), ("rft", 2), ("grpo", 0)])
 def test_cross_role_examples_train_under_kto_only(random_model_dir, tmp_path, monkeypatch, algorithm, expected):
     """The questioner's text as a solver example: off-policy, so only a ratio-free loss takes it."""

@@ -74,10 +74,22 @@ def test_missing_file_names_the_path(tmp_path: Path) -> None:
         len(CorpusSource(str(tmp_path / "nothing-*.txt")))
 
 
-@pytest.mark.parametrize("name", ["docs.csv", "docs.parquet", "docs"])
+@pytest.mark.parametrize("name", ["docs.xml", "docs"])
 def test_unsupported_extension_names_the_supported_ones(tmp_path: Path, name: str) -> None:
-    with pytest.raises(ValueError, match=r"\.jsonl.*\.txt"):
+    with pytest.raises(ValueError, match=r"\.csv.*\.jsonl.*\.parquet.*\.txt"):
         CorpusSource(str(tmp_path / name))
+
+
+def test_parquet_and_csv_files_and_an_explicit_builder(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": ["alpha", "beta"]}), tmp_path / "docs.parquet")
+    assert CorpusSource(str(tmp_path / "docs.parquet")).document(1) == "beta"
+    (tmp_path / "docs.csv").write_text("text,id\ngamma,1\n")
+    assert CorpusSource(str(tmp_path / "docs.csv")).document(0) == "gamma"
+    (tmp_path / "docs.data").write_text('{"text": "delta"}\n')
+    assert CorpusSource(str(tmp_path / "docs.data"), builder="json").document(0) == "delta"
 
 
 def test_mixed_formats_are_rejected(tmp_path: Path) -> None:

@@ -119,6 +119,26 @@ def test_render_gives_a_readable_log():
     assert "questioner_0" in text and "12+30" in text
 
 
+def test_human_render_prints_the_episode_as_it_ends(capsys):
+    env = SelfPlayReasoningEnv("rzero", num_solvers=2, render_mode="human")
+    env.reset(seed=0)
+    env.step(GOOD_QUESTION)
+    assert env.render() is None
+    assert "[questioner_0] ok" in capsys.readouterr().out
+    play(env, {"solver_0": "\\boxed{42}", "solver_1": "\\boxed{42}", "judge_0": "\\boxed{42}"})
+    printed = capsys.readouterr().out  # nobody called render(): the ended episode is printed
+    assert printed.count("=== episode") == 1 and "rewards: questioner_0=" in printed
+
+
+def test_state_is_the_episode_record_as_json(env):
+    assert env.state_space.contains(env.state())
+    env.step(GOOD_QUESTION)
+    assert Episode.from_json(env.state()) == env.episode
+    assert "reference" in env.state()  # the global view holds what infos hide
+    with pytest.raises(RuntimeError, match="call env.reset"):
+        SelfPlayReasoningEnv("rzero").state()
+
+
 def test_reward_override_replaces_one_role():
     env = SelfPlayReasoningEnv("rzero", num_solvers=2, rewards={"questioner": lambda ep, agent: 0.25})
     env.reset(seed=0)
@@ -137,7 +157,7 @@ def test_reward_override_replaces_one_role():
         ({"mode": "rzero", "rewards": {"critic": lambda e, a: 0.0}}, ValueError, "its roles are"),
         ({"mode": "rzero", "rewards": {"solver": 3}}, TypeError, "must be callable"),
         ({"mode": "rzero", "task": "arithmetic"}, TypeError, "sample"),
-        ({"mode": "rzero", "render_mode": "human"}, ValueError, "render_mode"),
+        ({"mode": "rzero", "render_mode": "rgb_array"}, ValueError, "'ansi' or 'human'"),
         ({"mode": "rzero", "uncertainty_scale": "log"}, ValueError, "'code' or 'paper'"),
     ],
 )

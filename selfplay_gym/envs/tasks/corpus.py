@@ -2,8 +2,8 @@
 
 Loaded through ``datasets`` so a large corpus stays memory-mapped Arrow on disk: only the
 row indices that pass the length filter are held in memory, and a document's text is read
-when it is drawn. The packaged ``text``/``json`` builders resolve locally, so nothing here
-touches the network.
+when it is drawn. The packaged ``text``/``json``/``parquet``/``csv`` builders resolve locally,
+so nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import numpy as np
 
 from selfplay_gym.envs.tasks.base import TaskItem
 
-FORMATS: dict[str, str] = {".txt": "text", ".json": "json", ".jsonl": "json"}
+FORMATS: dict[str, str] = {".txt": "text", ".json": "json", ".jsonl": "json",
+                           ".parquet": "parquet", ".csv": "csv"}
 """File extension -> ``datasets`` builder. A ``.txt`` file holds one document per line."""
 
 
@@ -58,7 +59,7 @@ def _resolve(paths: list[str]) -> list[str]:
 
 @dataclass
 class CorpusSource:
-    """Documents from local ``.txt``/``.json``/``.jsonl`` files; a ``TaskSource``.
+    """Documents from local ``.txt``/``.json``/``.jsonl``/``.parquet``/``.csv`` files; a ``TaskSource``.
 
     Documents are stripped, kept if at least ``min_chars`` long, and cut at ``max_chars``
     (DARC cuts at 30k). Each sample also draws a difficulty level for the mode to ask for.
@@ -71,6 +72,8 @@ class CorpusSource:
     difficulties: tuple[int, ...] = (1, 2, 3)
     domain: str = "reading comprehension and reasoning over a document"
     name: str = "corpus"
+    builder: str | None = None
+    """The ``datasets`` builder (text, json, parquet, csv); None: from the files' extensions."""
     _dataset: Any = field(default=None, init=False, repr=False, compare=False)
     _rows: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -78,7 +81,7 @@ class CorpusSource:
         self._paths = _as_paths(self.data_files)
         if not self._paths:
             raise ValueError("data_files is empty: give at least one corpus file")
-        self._builder = _builder_for(self._paths)
+        self._builder = self.builder or _builder_for(self._paths)
         if not 1 <= self.min_chars <= self.max_chars:
             raise ValueError(
                 f"need 1 <= min_chars <= max_chars (empty documents are always dropped), "
