@@ -64,3 +64,13 @@ def test_sqlm_proposer_reward_by_hand():
     spec.loader.exec_module(module)
     # n = 8: unanimous (k = 8) and all different (k = 1) teach nothing; 1 < k < 8 pays 1.
     assert [module.proposer_reward(k, 8) for k in (1, 2, 5, 7, 8)] == [0.0, 1.0, 1.0, 1.0, 0.0]
+
+
+def test_rzero_trains_a_random_llama_and_gpt2_for_one_iteration(tiny_dir, tmp_path):
+    # Real architectures saved locally: Llama (rotary, GQA) and GPT-2 (fused Conv1D attention).
+    out = run("examples/other_architectures.py", "--out", str(tmp_path))
+    for kind in ("llama", "gpt2"):
+        assert f"{kind}: one R-Zero iteration, trained ['questioner']" in out
+        rows = [json.loads(line) for line in (tmp_path / f"{kind}-run" / "metrics.jsonl").open()]
+        assert rows[0]["update/questioner/optimizer_steps"] == 1
+        assert (tmp_path / f"{kind}-run" / "checkpoints" / "iter_000000" / "adapters" / "questioner").is_dir()
