@@ -61,7 +61,7 @@ def test_eval_every_on_a_task_without_held_out_questions_is_refused_before_loadi
 
 def test_report_to_names_what_is_wrong_and_how_to_install(monkeypatch):
     assert report_to_problems(["tensorbored"])[0].startswith("--train.report-to 'tensorbored': choose")
-    assert "stand alone" in report_to_problems(["none", "wandb"])[-1]
+    assert any("stand alone" in p for p in report_to_problems(["none", "tensorboard"]))
     assert chosen(["none"]) == []
     monkeypatch.setattr("selfplay_gym.algorithms.trackers.installed", lambda name: False)
     assert chosen([]) == []  # the default: TensorBoard only where installed
