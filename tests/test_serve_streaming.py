@@ -8,33 +8,12 @@ import time
 
 import pytest
 
-httpx = pytest.importorskip("httpx", reason="the OpenAI backend needs httpx (a core dependency)")
-openai = pytest.importorskip("openai", reason="the test extra has it: pip install -e '.[test]'")
-pytest.importorskip(
-    "fastapi", reason="serving needs the serve extra: pip install 'selfplay-gym[serve]'"
-)
-pytest.importorskip(
-    "uvicorn", reason="serving needs the serve extra: pip install 'selfplay-gym[serve]'"
-)
+from selfplay_gym.agents.openai_api import OpenAIBackend, ServerError
+from selfplay_gym.agents.policy import SamplingConfig
+from tests import serve_fixtures as served
 
-from selfplay_gym.agents.openai_api import OpenAIBackend, ServerError  # noqa: E402
-from selfplay_gym.agents.policy import SamplingConfig  # noqa: E402
-from selfplay_gym.serve import serve_in_thread  # noqa: E402
-from selfplay_gym.serve.main import build_app, build_parser  # noqa: E402
-
-USER = [{"role": "user", "content": "What is 37+48?"}]
-
-
-@pytest.fixture(scope="module")
-def server():
-    app = build_app(build_parser().parse_args(["--model", "tiny"]))
-    with serve_in_thread(app) as url:
-        yield url, app
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    return openai.OpenAI(base_url=server[0], api_key="unused", max_retries=0, timeout=60)
+server, client = served.server, served.client  # the fixtures: one server per module
+USER, httpx, openai = served.USER, served.httpx, served.openai
 
 
 def chat(client, **fields):

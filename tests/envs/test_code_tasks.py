@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
 
-from selfplay_gym.envs.sandbox import isolation_problem
 from selfplay_gym.envs.tasks.base import TaskSource
 from selfplay_gym.envs.tasks.code import FAMILIES, LEVELS, CodeItem, CodeTask, matches
 
-
-@pytest.fixture(scope="module", autouse=True)
-def isolated():
-    problem = isolation_problem()
-    if problem is not None:
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
+pytestmark = pytest.mark.usefixtures("isolated")  # tests/envs/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -44,16 +44,6 @@ SECRETS = [str(PROJECT / "README.md"), str(PROJECT / "pyproject.toml"), __file__
            str(Path.home() / ".bashrc"), "/proc/1/environ"]
 
 
-@pytest.fixture(scope="module")
-def isolated():
-    """Namespaces must work here; on CI a machine without them fails instead of skipping."""
-    problem = isolation_problem()
-    if problem is not None:
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
-
-
 @dataclass
 class Host:
     """What the programs aim at on the host side: a listening socket and a bystander process."""
