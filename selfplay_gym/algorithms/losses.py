@@ -302,6 +302,9 @@ PRESETS: dict[str, AlgorithmConfig] = {
     # policy's own completions weighted by max(reward, 0), so a 0/1 reward keeps the right ones.
     # DARC's stage 2 read as supervised self-distillation.
     "rft": AlgorithmConfig(loss="nll", sample_filter="positive_reward"),
+    # AZR arXiv 2505.03335 eq. 8, TRR++: group-normalised rewards with one group per (role,
+    # task type), which the azr mode's group ids give; no KL (use_kl_loss False), clip 0.2.
+    "azr": AlgorithmConfig("grpo", "token_mean", kl_coef=0.0),
 }
 """Named configs; clip_low is 0.2 (the default) in all of them."""
 

@@ -30,7 +30,8 @@ class SelfPlayReasoningEnv(AECEnv):
 
     Args:
         mode: a registered mode name (``selfplay_gym.modes()``) or a Mode instance.
-        task: where questions come from (a TaskSource); the mode's default when None.
+        task: where questions come from (a TaskSource); the mode's default when None. A
+            source with ``record_episode(episode)`` is handed every finished episode.
         rewards: per-role reward overrides, ``{"questioner": fn(episode, agent) -> float}``.
         render_mode: None, ``"ansi"`` (``render()`` returns the readable episode log) or
             ``"human"`` (``render()`` prints it, and every episode is printed as it ends).
@@ -234,6 +235,9 @@ class SelfPlayReasoningEnv(AECEnv):
                 )
             episode.rewards[agent] = value
             episode.reward_terms[agent] = {"env": value}
+        record = getattr(self.task, "record_episode", None)
+        if callable(record):  # a task source that grows from play (AZR's program buffer)
+            record(episode)
         self.rewards = {a: episode.rewards[a] for a in self.agents}
         self.terminations = {a: True for a in self.agents}
         self._pending = []

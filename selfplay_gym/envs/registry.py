@@ -16,6 +16,7 @@ _REGISTRY: dict[str, type[Mode] | str] = {
     "aero": "selfplay_gym.envs.modes.aero:AeroMode",
     "alive": "selfplay_gym.envs.modes.alive:AliveMode",
     "darc": "selfplay_gym.envs.modes.darc:DarcMode",
+    "azr": "selfplay_gym.envs.modes.azr:AzrMode",
 }
 
 
