@@ -41,13 +41,13 @@ from selfplay_gym.validation import (
 
 
 def resolve_model(name: str) -> str:
-    """"tiny" means the embedded model, built and cached on first use; any other name must be a
-    model directory or a hub id this machine can load, else one line says why (``locate_model``:
-    a directory that does not exist, a hub that is offline or unreachable)."""
-    if name == "tiny":
-        from selfplay_gym.agents.tiny import tiny_model_dir
+    """"tiny" and "tiny-code" mean the embedded models, built and cached on first use; any other
+    name must be a model directory or a hub id this machine can load, else one line says why
+    (``locate_model``: a directory that does not exist, a hub that is offline or unreachable)."""
+    if name in ("tiny", "tiny-code"):
+        from selfplay_gym.agents.tiny import embedded_model_dir
 
-        return str(tiny_model_dir())
+        return str(embedded_model_dir(name))
     from selfplay_gym.agents.loading import locate_model
 
     return locate_model(name)
@@ -90,6 +90,8 @@ def plan_run(cfg: RunConfig) -> RunPlan:
     )
     if cfg.rollout.engine not in ENGINES:
         raise ValueError(f"--rollout.engine {cfg.rollout.engine!r}: choose one of {list(ENGINES)}")
+    if cfg.model.name == "tiny":  # the embedded model of the mode's domain
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name=mode.embedded_model))
     scripted = _scripted_roles(cfg, mode)
     default = {r: "policy" if mode.single_policy else r for r in mode.roles}
     adapters = {r: (default | recipe.adapters)[r] for r in mode.roles if r not in scripted}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -9,11 +10,23 @@ import torch
 from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
 
 from selfplay_gym.agents.tiny import build_tokenizer, tiny_model_dir
+from selfplay_gym.envs.sandbox import isolation_problem
 
 CORPUS = [
     "Reason step by step. 37+48 \\boxed{85} Generate one new question now. <question>12-7</question>",
     "hello world: the answer is \\boxed{42}. 0123456789 + - * ( )",
 ]
+
+
+@pytest.fixture(scope="module")
+def isolated():
+    """The sandbox's namespaces must work here; on CI a machine without them fails the tests
+    that use it instead of skipping them (the reason is shown either way)."""
+    problem = isolation_problem()
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(problem)
+        pytest.skip(problem)
 
 
 def save_random_model(path):

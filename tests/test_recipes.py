@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
         ("aero", ("generator", "solver", "refiner"), "staggered", "kto"),
         ("darc", ("questioner",), "joint", "darc"),
         ("alive", ("constructor", "solver", "reviewer"), "joint", "grpo"),
+        ("azr", ("proposer", "solver"), "joint", "azr"),
     ],
 )
 def test_an_empty_config_takes_the_modes_recipe(mode, roles, schedule, algorithm):
@@ -48,7 +49,7 @@ def test_adapters_follow_the_recipe():
 
 
 def test_every_mode_has_a_recipe_over_its_own_roles():
-    for name in ("rzero", "aero", "darc", "alive"):
+    for name in ("rzero", "aero", "darc", "alive", "azr"):
         cls = mode_class(name)
         assert all(set(stage) <= set(cls.roles) for stage in cls.recipe.stages)
 
@@ -83,6 +84,21 @@ def test_darc_runs_both_stages_from_the_cli(tiny_dir, tmp_path):
     assert [r["train_roles"] for r in stage1] == [["questioner"]]
     assert [r["train_roles"] for r in stage2] == [["student"]]
     assert (tmp_path / "stage2" / "checkpoints" / "iter_000000" / "adapters" / "solver").is_dir()
+
+
+def test_azr_trains_two_iterations_from_the_cli_on_the_code_model(tmp_path):
+    rows = train("azr", tmp_path, max_new_tokens=96)
+    assert [r["train_roles"] for r in rows] == [["proposer", "solver"]] * 2
+    run = json.loads((tmp_path / "run_config.json").read_text())
+    assert run["resolved"]["model"]["name"] == "tiny-code"  # "tiny": the mode's embedded model
+    assert run["resolved"]["algorithm"] == "azr"
+    assert (tmp_path / "checkpoints" / "iter_000001" / "adapters" / "policy").is_dir()
+    state = json.loads((tmp_path / "checkpoints" / "iter_000001" / "state.json").read_text())
+    buffer = state["venv"]["tasks"][0]  # the program buffer resumes with the run
+    assert buffer["position"] == 8 and buffer["triplets"][0]["input"] == "'Hello World'"
+    assert all(-1.0 <= r["reward/proposer/mean"] <= 1.0 for r in rows)
+    episodes = read_jsonl(tmp_path / "episodes.jsonl")
+    assert {e["task"]["task_type"] for e in episodes} <= {"deduction", "abduction", "induction"}
 
 
 def test_mode_options_from_the_config_reach_the_mode():

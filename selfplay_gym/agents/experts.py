@@ -16,6 +16,8 @@ roles (judges, reviewers, refiners, teachers) are always right.
   students are right with ``accuracy ** steps`` (steps = operations), so harder questions
   are solved less often. The relatedness judge says "yes".
 * DARC stage 2: teachers are right, students as in stage 1.
+* AZR: the proposer writes ``CodeTask`` template programs and remembers their answers; the
+  solver recalls them with probability ``accuracy`` (``experts_azr``).
 * ALIVE: the constructor masks one number of the passage (in a ``WordProblemCorpus`` story
   any of its five numbers, each recoverable from two others; elsewhere the last number, else
   the last word). Solvers recover it from the story's sums, or from the span the constructor
@@ -43,6 +45,7 @@ from selfplay_gym.agents.experts_alive import (
     SpanSolver,
     story_expression,
 )
+from selfplay_gym.agents.experts_azr import AzrProposer, AzrSolver
 from selfplay_gym.agents.experts_common import OFFSETS, expression_in
 from selfplay_gym.agents.experts_darc import TYPES, DarcQuestioner, DarcSolver
 from selfplay_gym.agents.scripted import (
@@ -62,6 +65,8 @@ __all__ = [
     "TYPES",
     "AeroGenerator",
     "AeroJudge",
+    "AzrProposer",
+    "AzrSolver",
     "Constructor",
     "DarcQuestioner",
     "DarcSolver",
@@ -74,7 +79,7 @@ __all__ = [
     "story_expression",
 ]
 
-MODES = ("rzero", "aero", "darc", "alive")
+MODES = ("rzero", "aero", "darc", "alive", "azr")
 
 
 def mode_experts(
@@ -85,6 +90,8 @@ def mode_experts(
     seed: int = 0,
     stage: int = 1,
     mask_format: str = "span",
+    families: Sequence[str] = ("slice_case",),
+    num_inputs: int = 10,
 ) -> dict[str, Policy]:
     """Role -> scripted expert for every role ``mode`` asks an LLM to play (also the optional
     ones: AERO's judge, DARC's relatedness judge, ALIVE's reviser).
@@ -92,7 +99,8 @@ def mode_experts(
     ``problems`` feeds the R-Zero and AERO question writers (and DARC's, for a document
     without numbers); ``accuracy`` is the solving roles' chance of being right; ``stage``
     picks DARC's stage (1: questioner, solver, student, judge; 2: teacher, student);
-    ``mask_format`` ALIVE's constructor format (``AliveConfig.mask_format``).
+    ``mask_format`` ALIVE's constructor format (``AliveConfig.mask_format``); ``families``
+    the ``CodeTask`` families AZR's proposer writes, ``num_inputs`` its induction inputs.
     """
     if not 0.0 <= accuracy <= 1.0:
         raise ValueError(f"accuracy must be in [0, 1], got {accuracy}")
@@ -129,4 +137,9 @@ def mode_experts(
             "reviewer": Reviewer(),
             "reviser": Reviser(accuracy, seed + 2, spans),
         }
+    if mode == "azr":
+        memory: dict = {}
+        return {"proposer": AzrProposer(memory, families=families, num_inputs=num_inputs,
+                                        seed=seed),
+                "solver": AzrSolver(memory, accuracy, seed + 1)}
     raise ValueError(f"no experts for mode {mode!r}; choose one of {MODES}")

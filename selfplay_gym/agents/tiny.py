@@ -59,6 +59,7 @@ from selfplay_gym.envs.tasks import ArithmeticTask
 
 __all__ = [
     "CHAT_TEMPLATE",
+    "EMBEDDED",
     "FORMAT_VERSION",
     "HELD_OUT_SIZE",
     "IM_END",
@@ -70,6 +71,7 @@ __all__ = [
     "TinyModelConfig",
     "build_tokenizer",
     "default_cache_dir",
+    "embedded_model_dir",
     "generate_texts",
     "greedy_solver_accuracy",
     "render_prompt",
@@ -132,12 +134,29 @@ SHIPPED = Path(__file__).resolve().parent.parent / "assets"
 """Where the package keeps prebuilt models: ``assets/tiny-<fingerprint>/`` (``ship_tiny_model``)."""
 
 
-def ship_tiny_model(config: TinyModelConfig | None = None) -> Path:
-    """Build (or take from the cache) the model of ``config`` and copy it into ``SHIPPED``,
-    replacing older shipped builds: ``python -m selfplay_gym.agents.tiny``."""
+def _cache_name(config: Any) -> str:
+    """``tiny-<fingerprint>`` (arithmetic) or ``tiny-code-<fingerprint>`` (``TinyCodeConfig``)."""
+    return f"{getattr(config, 'PREFIX', 'tiny')}-{config.fingerprint()}"
+
+
+def _builder(config: Any):
+    if isinstance(config, TinyModelConfig):
+        return _build
+    from selfplay_gym.agents.tiny_code import build_code_model
+
+    return build_code_model
+
+
+def ship_tiny_model(config: Any = None) -> Path:
+    """Build (or take from the cache) the model of ``config`` (a TinyModelConfig or a
+    TinyCodeConfig) and copy it into ``SHIPPED``, replacing older shipped builds of its kind:
+    ``python -m selfplay_gym.agents.tiny [code]``."""
+    config = config or TinyModelConfig()
     source = tiny_model_dir(config, cache_dir=default_cache_dir())
-    for old in SHIPPED.glob("tiny-*"):
-        shutil.rmtree(old)
+    prefix = getattr(config, "PREFIX", "tiny")
+    for old in SHIPPED.glob(f"{prefix}-*"):
+        if old.name[len(prefix) + 1:].isalnum() and "-" not in old.name[len(prefix) + 1:]:
+            shutil.rmtree(old)
     SHIPPED.mkdir(exist_ok=True)
     return Path(shutil.copytree(source, SHIPPED / source.name))
 
@@ -150,7 +169,7 @@ def default_cache_dir() -> Path:
 
 
 def tiny_model_dir(
-    config: TinyModelConfig | None = None, *, cache_dir: str | Path | None = None,
+    config: Any = None, *, cache_dir: str | Path | None = None,
     rebuild: bool = False, progress: bool = True,
 ) -> Path:
     """The directory of the built model and tokenizer, for ``from_pretrained``; built if absent.
@@ -161,7 +180,7 @@ def tiny_model_dir(
     never leaves a half-written model behind.
     """
     config = config or TinyModelConfig()
-    name = f"tiny-{config.fingerprint()}"
+    name = _cache_name(config)
     if cache_dir is None and not rebuild and (SHIPPED / name / "build.json").is_file():
         return SHIPPED / name
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -172,7 +191,7 @@ def tiny_model_dir(
     building = Path(tempfile.mkdtemp(prefix=f".{target.name}-building-", dir=root))
     building.chmod(0o755)  # mkdtemp's 0o700 would hide a shared cache from its other users
     try:
-        _build(config, building, progress)
+        _builder(config)(config, building, progress)
         if target.exists():  # a rebuild, or a concurrent build that finished first
             stale = Path(tempfile.mkdtemp(prefix=f".{target.name}-stale-", dir=root))
             os.replace(target, stale / "old")
@@ -183,5 +202,27 @@ def tiny_model_dir(
     return target
 
 
+EMBEDDED = ("tiny", "tiny-code")
+"""Model names that mean a model of this package: the arithmetic one and the code one."""
+
+
+def embedded_model_dir(name: str) -> Path:
+    """The directory of the embedded model ``name`` ("tiny" or "tiny-code"), built if absent."""
+    if name == "tiny-code":
+        from selfplay_gym.agents.tiny_code import TinyCodeConfig
+
+        return tiny_model_dir(TinyCodeConfig())
+    if name != "tiny":
+        raise ValueError(f"no embedded model {name!r}; choose one of {EMBEDDED}")
+    return tiny_model_dir()
+
+
 if __name__ == "__main__":
-    print(ship_tiny_model())
+    import sys
+
+    if sys.argv[1:] == ["code"]:
+        from selfplay_gym.agents.tiny_code import TinyCodeConfig
+
+        print(ship_tiny_model(TinyCodeConfig()))
+    else:
+        print(ship_tiny_model())

@@ -4,7 +4,7 @@ batches, greedy evaluation, and the training loop that stops at partial competen
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -116,8 +116,16 @@ def greedy_solver_accuracy(
 def train_warm_start(
     model: Any, tokenizer: PreTrainedTokenizerFast, examples: Sequence[Example],
     validation: Sequence[Problem], config: TinyModelConfig, progress: bool = True,
+    evaluate: Callable[[Any, PreTrainedTokenizerFast], float] | None = None,
 ) -> list[dict[str, float]]:
-    """Supervised steps until validation accuracy reaches the target; returns the checks."""
+    """Supervised steps until validation accuracy reaches the target; returns the checks.
+
+    ``evaluate(model, tokenizer)`` measures the accuracy; by default the greedy R-Zero solver
+    accuracy on ``validation``."""
+    if evaluate is None:
+        def evaluate(model, tokenizer):
+            return greedy_solver_accuracy(model, tokenizer, validation)
+
     device, history = model.device, []
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                   betas=(0.9, 0.98), weight_decay=0.0)
@@ -140,7 +148,7 @@ def train_warm_start(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         if step % config.eval_every == 0 or step == config.max_steps:
-            accuracy = greedy_solver_accuracy(model, tokenizer, validation)
+            accuracy = evaluate(model, tokenizer)
             history.append({"step": step, "loss": round(loss, 4), "validation_accuracy": accuracy})
             bar.set_postfix(loss=f"{loss:.3f}", val=f"{accuracy:.2f}")
             if accuracy >= config.target_accuracy:

@@ -89,6 +89,9 @@ class Mode(ABC):
     Config: ClassVar[type]
     scripted_roles: ClassVar[dict[str, str]] = {}
     """Roles the published method plays by rule, not by the LLM: role -> scripted agent name."""
+    embedded_model: ClassVar[str] = "tiny"
+    """The embedded model ``--model tiny`` means for this mode: "tiny" (warm-started on the
+    arithmetic formats) or "tiny-code" (on the azr formats, ``agents.tiny_code``)."""
     single_policy: ClassVar[bool] = False
     """True when one policy (one adapter) plays every LLM role, as in AERO and ALIVE."""
     recipe: ClassVar[Recipe] = _DefaultRecipe()  # type: ignore[assignment]

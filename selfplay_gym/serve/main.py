@@ -69,11 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def model_source(model: str) -> str:
     """What ``HFBackend`` loads for ``--model``: "tiny" is the embedded model's directory."""
-    if model != TINY:
-        return model
-    from selfplay_gym.agents.tiny import tiny_model_dir
+    from selfplay_gym.agents.tiny import EMBEDDED, embedded_model_dir
 
-    return str(tiny_model_dir())
+    return str(embedded_model_dir(model)) if model in EMBEDDED else model
 
 
 def build_app(args: argparse.Namespace) -> Any:

@@ -157,6 +157,7 @@ class AzrMode(Mode):
     roles = ("proposer", "solver")
     Config = AzrConfig
     single_policy = True
+    embedded_model = "tiny-code"
     recipe = Recipe(stages=(("proposer", "solver"),), schedule="joint", algorithm="azr")
     """AZR trains both roles of one policy on every step, with TRR++ (no KL)."""
 
