@@ -88,21 +88,26 @@ class Job:
     args: tuple = ()
     timeout_s: float = 5.0
     memory_mb: int = 512
+    stdin: str | None = None
+    """Text the program reads on standard input (None: empty, as ``/dev/null``)."""
 
 
 def run(code: str, *, call: str | None = None, args: Sequence[Any] = (), timeout_s: float = 5.0,
         memory_mb: int = 512, limits: Limits = DEFAULT_LIMITS,
-        isolation: Isolation = "namespace", python: str | None = None) -> ExecutionResult:
+        isolation: Isolation = "namespace", python: str | None = None,
+        stdin: str | None = None) -> ExecutionResult:
     """Run ``code`` in a fresh sandboxed interpreter; if ``call`` names a function it defines,
     call it with ``args`` (JSON values) and return its value.
 
     ``timeout_s`` is the wall-clock deadline, from start-up to result; ``memory_mb`` the
-    address-space limit; ``limits`` the rest. ``python`` is the interpreter (default: the
-    one behind this process, venv stripped). Raises SandboxUnavailable when ``isolation``
-    cannot be set up, ValueError on arguments that cannot be sent to the program."""
+    address-space limit; ``limits`` the rest. ``stdin`` is what the program reads on its
+    standard input (held in a memory file, so it counts against ``Limits.file_mb``).
+    ``python`` is the interpreter (default: the one behind this process, venv stripped).
+    Raises SandboxUnavailable when ``isolation`` cannot be set up, ValueError on arguments
+    that cannot be sent to the program."""
     _check_isolation(isolation)
-    return _execute(Job(code, call, tuple(args), timeout_s, memory_mb), limits, isolation,
-                    python or base_interpreter())
+    return _execute(Job(code, call, tuple(args), timeout_s, memory_mb, stdin), limits,
+                    isolation, python or base_interpreter())
 
 
 def run_many(jobs: Iterable[Job | str], *, workers: int = 2, limits: Limits = DEFAULT_LIMITS,
@@ -152,6 +157,8 @@ def _check(job: Job) -> None:
     """Misuse is refused before anything starts."""
     if not isinstance(job.code, str):
         raise ValueError(f"code must be a string, got {type(job.code).__name__}")
+    if job.stdin is not None and not isinstance(job.stdin, str):
+        raise ValueError(f"stdin must be a string or None, got {type(job.stdin).__name__}")
     if job.timeout_s <= 0:
         raise ValueError(f"timeout_s must be positive, got {job.timeout_s}")
     if job.memory_mb < MIN_MEMORY_MB:
@@ -166,7 +173,8 @@ def _check(job: Job) -> None:
 def _job_message(job: Job, limits: Limits, isolated: bool, tmp: str, plan: dict[str, Any],
                  uid: int | None) -> bytes:
     message = {
-        "code": job.code, "call": job.call, "args": list(job.args), "isolated": isolated,
+        "code": job.code, "call": job.call, "args": list(job.args), "stdin": job.stdin,
+        "isolated": isolated,
         "root": tmp if isolated else None, "work": WORK_DIR if isolated else tmp, "uid": uid,
         "processes": limits.processes, "work_mb": limits.disk_mb,
         # without a user namespace or a uid of its own, the cap counts the caller's processes

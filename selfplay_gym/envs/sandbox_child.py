@@ -152,8 +152,19 @@ def drop_privileges(libc: Libc, job: dict) -> None:
     resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
 
+def feed_stdin(text: str) -> None:
+    """Put ``text`` on descriptor 0, where ``input()``, ``sys.stdin`` and ``open(0)`` read it:
+    a memory file, so no pipe fills up waiting for a reader and nothing touches the disk."""
+    fd = os.memfd_create("stdin")
+    write_all(fd, text.encode("utf-8", "replace"))
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.dup2(fd, 0)
+    os.close(fd)
+
+
 def run_program(job: dict, result_fd: int) -> None:
-    """Run the program, then its ``call``; write the outcome as JSON; never return.
+    """Feed the job's stdin, run the program, then its ``call``; write the outcome as JSON;
+    never return.
 
     SystemExit and KeyboardInterrupt are not caught: a program that exits before its result
     leaves none, and the runner says so (``no_result``). Processes the program forked that
@@ -162,6 +173,8 @@ def run_program(job: dict, result_fd: int) -> None:
     sys.argv = ["<program>"]
     namespace = {"__name__": "__main__", "__builtins__": builtins}
     try:
+        if job.get("stdin") is not None:
+            feed_stdin(job["stdin"])
         exec(compile(job["code"], "<program>", "exec"), namespace)
         value = None
         if job["call"] is not None:

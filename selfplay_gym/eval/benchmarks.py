@@ -26,7 +26,8 @@ bbeh              MrLight/bbeh-eval                -             train  question
 ================  ===============================  ============  =====  ========================
 
 R-Zero scores MMLU-Pro, SuperGPQA and BBEH on 1000 rows drawn at random (unseeded);
-``load_benchmark(..., subsample=1000, seed=...)`` draws such a subset reproducibly.
+``load_benchmark(..., subsample=1000, seed=...)`` draws such a subset reproducibly. The code
+benchmarks (humaneval, mbpp, livecodebench) are specs of ``code_benchmarks``, loaded alike.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class BenchmarkSpec:
     row_to_item: RowFn
     columns: tuple[str, ...]
     """Columns every row must have (an id column, when read, is optional)."""
-    domain: str  # "math" or "general"
+    domain: str  # "math", "general" or "code"
     notes: str = ""
 
 
@@ -215,16 +216,22 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in _SPECS}
 
 def register_benchmark(spec: BenchmarkSpec) -> None:
     """Add a benchmark (a new name only: specs are shared, so none is replaced)."""
-    if spec.name in BENCHMARKS:
+    from selfplay_gym.eval.code_benchmarks import CODE_BENCHMARKS
+
+    if spec.name in BENCHMARKS or spec.name in CODE_BENCHMARKS:
         raise ValueError(f"benchmark {spec.name!r} is registered already")
     BENCHMARKS[spec.name] = spec
 
 
 def benchmark_spec(name: str) -> BenchmarkSpec:
-    try:
-        return BENCHMARKS[name]
-    except KeyError:
-        raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}") from None
+    """A registered benchmark, or a code one (``code_benchmarks``: their items run programs)."""
+    from selfplay_gym.eval.code_benchmarks import CODE_BENCHMARKS  # it imports this module
+
+    spec = BENCHMARKS.get(name) or CODE_BENCHMARKS.get(name)
+    if spec is None:
+        known = ", ".join([*BENCHMARKS, *CODE_BENCHMARKS])
+        raise KeyError(f"unknown benchmark {name!r}; known: {known}")
+    return spec
 
 
 def items_from_rows(

@@ -4,6 +4,8 @@
         --max-new-tokens 4096 --output-dir runs/eval/qwen3-4b-base
     selfplay-gym eval --model DIR --adapter runs/selfplay/checkpoints/.../solver \\
         --benchmarks gsm8k --data gsm8k=gsm8k_test.jsonl --samples 8 --k 1,8
+    selfplay-gym eval --model DIR --benchmarks humaneval --data humaneval=HumanEval.jsonl \\
+        --samples 10 --k 1,10 --code-timeout 10
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from selfplay_gym.eval.benchmarks import BENCHMARKS, GENERAL_BENCHMARKS, MATH_BENCHMARKS
+from selfplay_gym.eval.code_benchmarks import CODE_BENCHMARKS
 
+KNOWN = {**BENCHMARKS, **CODE_BENCHMARKS}
 GROUPS = {
     "math": MATH_BENCHMARKS,
     "general": GENERAL_BENCHMARKS,
     "all": MATH_BENCHMARKS + GENERAL_BENCHMARKS,
+    "code": tuple(CODE_BENCHMARKS),
 }
 
 
@@ -26,10 +31,10 @@ def _names(text: str) -> list[str]:
     names: list[str] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         for name in GROUPS.get(part, (part,)):
-            if name not in BENCHMARKS:
+            if name not in KNOWN:
                 raise argparse.ArgumentTypeError(
-                    f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)} "
-                    "(or the groups math, general, all)"
+                    f"unknown benchmark {name!r}; known: {', '.join(KNOWN)} "
+                    "(or the groups math, general, all, code)"
                 )
             if name not in names:
                 names.append(name)
@@ -67,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--benchmarks",
         type=_names,
         default=None,
-        help=f"comma-separated: {', '.join(BENCHMARKS)}; or math, general, all",
+        help=f"comma-separated: {', '.join(KNOWN)}; or math, general, all, code",
     )
     p.add_argument(
         "--data",
@@ -100,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="for --subsample and GPQA option order")
     p.add_argument("--output-dir", default=None, help="default: runs/eval/<model name>")
     p.add_argument("--check-timeout", type=float, default=10.0, help="seconds per math check")
+    p.add_argument("--code-timeout", type=float, default=10.0,
+                   help="seconds per sandboxed program run (code benchmarks)")
+    p.add_argument("--code-isolation", choices=["namespace", "none"], default="namespace",
+                   help="sandbox isolation; none where namespaces are unavailable (limits only)")
     p.add_argument("--engine", choices=["hf", "vllm", "openai"], default="hf",
                    help="generate with transformers, vLLM in this process, or a server at --base-url")
     p.add_argument("--base-url", default="", help="the server's API root for --engine openai")
@@ -118,10 +127,10 @@ ADAPTER = "evaluated"
 def build_engine(args: argparse.Namespace):
     """The generation engine ``--engine`` names, on ``--model`` ("tiny" is the embedded model)."""
     model = args.model
-    if model == "tiny":
-        from selfplay_gym.agents.tiny import tiny_model_dir
+    if model in ("tiny", "tiny-code"):
+        from selfplay_gym.agents.tiny import embedded_model_dir
 
-        model = str(tiny_model_dir())
+        model = str(embedded_model_dir(model))
     if args.engine == "vllm":
         from selfplay_gym.agents.vllm import VLLMBackend
 
@@ -139,10 +148,10 @@ def build_engine(args: argparse.Namespace):
 
 
 def list_benchmarks() -> None:
-    for spec in BENCHMARKS.values():
+    for spec in KNOWN.values():
         config = spec.config or "-"
         print(
-            f"{spec.name:14s} {spec.domain:8s} {spec.hub_id:32s} {config:13s} {spec.split:6s}"
+            f"{spec.name:14s} {spec.domain:8s} {spec.hub_id:35s} {config:13s} {spec.split:6s}"
             f" {spec.notes}"
         )
 
@@ -168,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from selfplay_gym.eval.benchmarks import load_benchmark
     from selfplay_gym.eval.checking import AnswerChecker
+    from selfplay_gym.eval.code_checking import CodeChecker
     from selfplay_gym.eval.report import markdown_table
     from selfplay_gym.eval.runner import evaluate
 
@@ -196,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not args.no_progress,
             checker=checker,
             model=args.model if not args.adapter else f"{args.model} + {args.adapter}",
+            code_checker=CodeChecker(args.code_timeout, isolation=args.code_isolation),
         )
     print(markdown_table(results))
     print(f"\nresults.json, results.md and records.jsonl in {output_dir}")

@@ -9,6 +9,7 @@ questions found there, so an interrupted evaluation resumes where it stopped.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -18,7 +19,8 @@ from tqdm.auto import tqdm
 
 from selfplay_gym.agents.policy import Backend, SamplingConfig
 from selfplay_gym.eval.benchmarks import load_benchmark
-from selfplay_gym.eval.checking import AnswerChecker
+from selfplay_gym.eval.checking import AnswerChecker, Check
+from selfplay_gym.eval.code_checking import CodeChecker, check_completions, same_answer
 from selfplay_gym.eval.items import EvalItem
 from selfplay_gym.eval.metrics import accuracy, domain_averages, majority_correct, mean_pass_at_k
 from selfplay_gym.eval.records import (
@@ -65,8 +67,7 @@ def _check_settings(samples: int, ks: Sequence[int], temperature: float, batch_s
         )
 
 
-def _record(name: str, item: EvalItem, completions: Sequence[Completion], checker: AnswerChecker):
-    checks = [checker.check(c.text, item) for c in completions]
+def _record(name: str, item: EvalItem, completions: Sequence[Completion], checks: Sequence[Check]):
     return {
         "benchmark": name,
         "id": item.id,
@@ -97,7 +98,7 @@ def score_records(
                 majority_correct(
                     r["extracted"][:k],
                     r["correct"][:k],
-                    lambda a, b, t=r["answer_type"]: checker.same(a, b, t),
+                    lambda a, b, t=r["answer_type"]: same_answer(checker, a, b, t),
                 )
                 for r in records
             ]
@@ -128,13 +129,15 @@ def evaluate(
     checker: AnswerChecker | None = None,
     messages_fn: Callable[[EvalItem], Messages] = EvalItem.messages,
     model: str | None = None,
+    code_checker: CodeChecker | None = None,
 ) -> dict[str, Any]:
     """Scores per benchmark and the papers' averages; files too when ``output_dir`` is given.
 
     ``samples`` completions per question at ``temperature`` (0 = greedy, one sample); ``k``
     lists the pass@k/maj@k to report (accuracy always). ``limit`` keeps the first questions of
-    each benchmark. ``model`` is only recorded. Writes ``results.json``, ``results.md``,
-    ``records.jsonl`` and ``settings.json`` under ``output_dir``.
+    each benchmark. ``model`` is only recorded. Code items' programs run in the sandbox
+    through ``code_checker`` (default ``CodeChecker()``). Writes ``results.json``,
+    ``results.md``, ``records.jsonl`` and ``settings.json`` under ``output_dir``.
     """
     ks = sorted(set(k))
     _check_settings(samples, ks, temperature, batch_size)
@@ -162,13 +165,14 @@ def evaluate(
         done = read_records(records_path, RESUME_FIELDS)
     own_checker = checker is None
     checker = checker or AnswerChecker()
+    code = code_checker or CodeChecker()
     try:
         _generate(
             backend,
             items,
             done,
             records_path,
-            checker,
+            functools.partial(check_completions, checker=checker, code=code),
             adapter,
             sampling,
             samples,
@@ -207,7 +211,7 @@ def _generate(
     items,
     done,
     records_path,
-    checker,
+    check,
     adapter,
     sampling,
     samples,
@@ -236,10 +240,12 @@ def _generate(
                         f"backend returned {len(completions)} completions for "
                         f"{len(prompts)} prompts"
                     )
-                records = [
-                    _record(name, item, completions[i * samples : (i + 1) * samples], checker)
-                    for i, item in enumerate(chunk)
-                ]
+                asked = [item for item in chunk for _ in range(samples)]
+                checks = check(asked, [c.text for c in completions])  # code: one sandbox batch
+                records = []
+                for i, item in enumerate(chunk):
+                    mine = slice(i * samples, (i + 1) * samples)
+                    records.append(_record(name, item, completions[mine], checks[mine]))
                 if records_path is not None:
                     append_records(records_path, records)
                 for record in records:
