@@ -76,8 +76,9 @@ greedy held-out accuracy from 67.0%):
   (-> 71.5%). A reviewer paid for balanced accuracy (``reviewer_reward="balanced"``) stops
   calling everything wrong (accuracy 0.61 at a pass rate of 0.33 after 30 iterations), but
   verdicts right on about 60% of solutions are still noise to the Solver (-> 62.5%).
-- AZR's induction proposals write ten inputs, about 80 tokens on the code model's tokenizer:
-  40 new tokens cut every one of them short."""
+- AZR's answers are short on the code model's tokenizer (a proposal of ten induction inputs
+  is about 23 tokens, a deduction proposal 5), but a model-written program can run longer:
+  96 new tokens leave it room."""
 
 
 def run_config(mode: str, seed: int, iterations: int, output: Path) -> RunConfig:
