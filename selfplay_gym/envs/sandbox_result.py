@@ -72,7 +72,7 @@ def _messages(raw: bytes) -> dict[str, Any]:
     for line in raw.decode("utf-8", "replace").splitlines():
         try:
             merged.update(json.loads(line))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             continue
     return merged
 
@@ -109,7 +109,7 @@ def verdict(got: Collected, timeout_s: float, limits: Limits, isolation: str, wa
     raw = bytes(got.data["result"])
     try:
         result = json.loads(raw) if raw else None
-    except ValueError:
+    except (ValueError, RecursionError):  # a program may write any bytes, deep nesting too
         result = None
     if isinstance(result, dict) and "value" in result:
         return ExecutionResult("ok", value=result["value"], **common)

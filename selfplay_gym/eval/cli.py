@@ -43,6 +43,16 @@ def _names(text: str) -> list[str]:
     return names
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes seconds, like 10, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
+    return value
+
+
 def _ks(text: str) -> list[int]:
     try:
         ks = [int(p) for p in text.split(",") if p.strip()]
@@ -105,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="for --subsample and GPQA option order")
     p.add_argument("--output-dir", default=None, help="default: runs/eval/<model name>")
     p.add_argument("--check-timeout", type=float, default=10.0, help="seconds per math check")
-    p.add_argument("--code-timeout", type=float, default=10.0,
+    p.add_argument("--code-timeout", type=_seconds, default=10.0,
                    help="seconds per sandboxed program run (code benchmarks)")
     p.add_argument("--code-isolation", choices=["namespace", "none"], default="namespace",
                    help="sandbox isolation; none where namespaces are unavailable (limits only)")

@@ -395,3 +395,11 @@ def test_signal_names_are_reported(isolated):
     r = run("import os, signal\nos.kill(os.getpid(), signal.SIGABRT)\n")
     assert r.verdict == "killed" and r.signal == "SIGABRT", r
     assert signal.SIGABRT.name == r.signal
+
+
+def test_a_deeply_nested_forged_result_is_no_result_not_a_crash(isolated):
+    deep = b'{"value": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    code = ("import os\nfor fd in range(3, 20):\n    try:\n"
+            f"        os.write(fd, {deep!r})\n    except OSError:\n        pass\n")
+    result = run(code, timeout_s=10.0)
+    assert (result.verdict, result.value) == ("no_result", None) and "malformed" in result.detail
