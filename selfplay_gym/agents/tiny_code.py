@@ -13,7 +13,6 @@ names this model whenever the mode's ``warm_start`` is "code" (``build.resolve_m
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import time
 import warnings
@@ -29,12 +28,12 @@ from transformers import PreTrainedTokenizerFast
 
 from selfplay_gym.agents.experts import mode_experts
 from selfplay_gym.agents.experts_azr import MESSAGE, draw_program, evaluate_own, input_for
+from selfplay_gym.agents.tiny_config import fingerprint_of
 from selfplay_gym.agents.tiny_demos import _Recorder
 from selfplay_gym.agents.tiny_tokenizer import build_tokenizer, corpus_texts
 from selfplay_gym.agents.tiny_train import generate_texts, make_model, train_warm_start
-from selfplay_gym.envs.env import SelfPlayReasoningEnv
 from selfplay_gym.envs.modes.azr_programs import last_block, same_value
-from selfplay_gym.envs.modes.azr_prompts import SOLVER_SYSTEM, fenced, solver_user
+from selfplay_gym.envs.modes.azr_prompts import fenced, solver_messages
 from selfplay_gym.envs.sandbox import SandboxWarning
 from selfplay_gym.envs.tasks.programs import TASK_TYPES, ProgramBuffer
 from selfplay_gym.envs.vector import SelfPlayVectorEnv
@@ -66,7 +65,7 @@ class TinyCodeConfig:
     """Episodes the experts play through the env: every format of both roles."""
     num_solver_examples: int = 12_000
     """Solver examples beside them, a third per task type, rendered by the mode's own prompt
-    functions (``azr_prompts``): the skill. Played episodes give one distinct right answer
+    functions (``azr_prompts.solver_messages``): the skill. Played episodes give one distinct right answer
     each and cost a few sandbox runs; these cost microseconds."""
     num_solvers: int = 2
     num_inputs: int = 10
@@ -83,8 +82,7 @@ class TinyCodeConfig:
     PREFIX: ClassVar[str] = "tiny-code"
 
     def fingerprint(self) -> str:
-        fields = {"format_version": CODE_FORMAT_VERSION, **dataclasses.asdict(self)}
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+        return fingerprint_of(self, CODE_FORMAT_VERSION)
 
 
 def deduction_tasks(n: int, seed: int, families: Sequence[str]) -> list[tuple[str, str, str]]:
@@ -98,17 +96,9 @@ def deduction_tasks(n: int, seed: int, families: Sequence[str]) -> list[tuple[st
 
 
 def deduction_prompts(tasks: Sequence[tuple[str, str, str]]) -> list[Messages]:
-    """What an azr deduction solver is shown for each task, read from the env itself."""
-    env = SelfPlayReasoningEnv("azr", num_solvers=1,
-                               task=ProgramBuffer(task_types=("deduction",)), isolation="none")
-    prompts = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SandboxWarning)  # our own template programs
-        for program, given, _ in tasks:
-            env.reset(seed=0)
-            env.step(f"```python\n{program.rstrip()}\n```\n```input\n{given}\n```")
-            prompts.append(env.observe("solver_0")["messages"])
-    return prompts
+    """What an azr deduction solver is shown for each task (the mode's ``solver_messages``)."""
+    return [solver_messages("deduction", {"program": program, "input": given})
+            for program, given, _ in tasks]
 
 
 def code_accuracy(model: Any, tokenizer: PreTrainedTokenizerFast,
@@ -179,9 +169,7 @@ def solver_examples(n: int, seed: int, config: TinyCodeConfig,
                        "given_outputs": [evaluate_own(program, i) for i in inputs[:half]]}
         target = {"deduction": fenced("output", fields["output"]), "abduction": fenced("input", given),
                   "induction": fenced("python", program.rstrip())}[task_type]
-        messages = ({"role": "system", "content": SOLVER_SYSTEM},
-                    {"role": "user", "content": solver_user(task_type, fields)})
-        examples.append((messages, target))
+        examples.append((solver_messages(task_type, fields), target))
     return examples
 
 

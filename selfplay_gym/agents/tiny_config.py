@@ -65,5 +65,10 @@ class TinyModelConfig:
     """Stop once validation greedy accuracy reaches this: partial competence, room to improve."""
 
     def fingerprint(self) -> str:
-        fields = {"format_version": FORMAT_VERSION, **dataclasses.asdict(self)}
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+        return fingerprint_of(self, FORMAT_VERSION)
+
+
+def fingerprint_of(config, format_version: int) -> str:
+    """16 hex digits of the config's fields and its builder's format version: a cache key."""
+    fields = {"format_version": format_version, **dataclasses.asdict(config)}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]

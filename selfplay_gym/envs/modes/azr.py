@@ -66,12 +66,7 @@ from selfplay_gym.envs.modes.azr_programs import (
     literal,
     same_value,
 )
-from selfplay_gym.envs.modes.azr_prompts import (
-    PROPOSER_SYSTEM,
-    SOLVER_SYSTEM,
-    proposer_user,
-    solver_user,
-)
+from selfplay_gym.envs.modes.azr_prompts import PROPOSER_SYSTEM, proposer_user, solver_messages
 from selfplay_gym.envs.modes.azr_rewards import (
     composite_reward,
     learnability_reward,
@@ -199,8 +194,7 @@ class AzrMode(Mode):
             return ({"role": "system", "content": PROPOSER_SYSTEM}, {"role": "user", "content": user})
         if not fields.get("proposal_valid"):
             return ()
-        return ({"role": "system", "content": SOLVER_SYSTEM},
-                {"role": "user", "content": solver_user(task_type, fields)})
+        return solver_messages(task_type, fields)
 
     # --- parsing ---------------------------------------------------------------------------
     def parse(self, role: str, text: str) -> Parsed:

@@ -46,6 +46,12 @@ def triplet_text(triplet: Mapping[str, str]) -> str:
                       fenced("input", triplet["input"]), fenced("output", triplet["output"])))
 
 
+def solver_messages(task_type: str, fields: Mapping) -> tuple[dict[str, str], dict[str, str]]:
+    """A solver's chat: the system prompt, then the task built from the episode's fields."""
+    return ({"role": "system", "content": SOLVER_SYSTEM},
+            {"role": "user", "content": solver_user(task_type, fields)})
+
+
 def proposer_user(task_type: str, references: Sequence[Mapping[str, str]], num_inputs: int) -> str:
     if task_type == "induction":
         program = references[0]["program"].rstrip("\n")
